@@ -1,0 +1,115 @@
+//! `listing-event/v1`: one listing change, as the publishing pipeline sends it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The value of `schema` this version of loomguard reads.
+pub const EVENT_SCHEMA: &str = "listing-event/v1";
+
+/// One listing change. Unknown fields are ignored so that the producer can add fields first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListingEvent {
+    pub schema: String,
+    pub event_id: String,
+    pub op: Op,
+    /// RFC 3339 time of the change at the source; checked when decoding.
+    pub occurred_at: String,
+    pub seller: Seller,
+    pub listing: Listing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Upsert,
+    Delete,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Seller {
+    pub id: String,
+    /// Names of the licences the seller holds, as the platform recorded them.
+    #[serde(default)]
+    pub licences: Vec<String>,
+}
+
+/// The listing as it stands after the change. A delete carries only `id`, so everything else
+/// is optional here; decoding checks that an upsert has a title.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listing {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// `supply` (供应) or `purchase` (求购); other values are kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Category path from the root, e.g. `["面料", "棉类面料"]`.
+    #[serde(default)]
+    pub category: Vec<String>,
+    /// The platform's attribute names (成分, 克重, 幅宽 …) to their values.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<serde_json::Number>,
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+/// A price as sellers enter it. `amount` stays raw JSON (a number or a decimal string, or
+/// worse): an amount nobody can read is the price check's business, not a reason to drop the
+/// event.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Price {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// 面议: the price is agreed with each buyer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negotiable: bool,
+}
+
+impl ListingEvent {
+    /// The listing's scanned text fields with the names findings use for them: `title`,
+    /// `description` and `attributes.<name>`.
+    pub fn text_fields(&self) -> impl Iterator<Item = (FieldName<'_>, &str)> {
+        let listing = &self.listing;
+        let title = listing
+            .title
+            .as_deref()
+            .map(|text| (FieldName::Title, text));
+        let description = Some((FieldName::Description, listing.description.as_str()));
+        let attributes = listing
+            .attributes
+            .iter()
+            .map(|(name, value)| (FieldName::Attribute(name), value.as_str()));
+        title.into_iter().chain(description).chain(attributes)
+    }
+}
+
+/// Which text of a listing a finding points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldName<'a> {
+    Title,
+    Description,
+    Attribute(&'a str),
+}
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldName::Title => f.write_str("title"),
+            FieldName::Description => f.write_str("description"),
+            FieldName::Attribute(name) => write!(f, "attributes.{name}"),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! loomguard moderates supplier product listings of a B2B textile marketplace as they stream
+//! in: every listing change gets exactly one decision (pass, suppress from search, take down,
+//! close the account) with the evidence that led to it.
+//!
+//! # Layout
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! source ──► decode ──► checks ──► decide ──► sink
+//!   │           │                              ▲
+//!   │           └── dead letters ──────────────┘
+//!   └── pipeline: threads, batches and order around all of it
+//! ```
+//!
+//! - [`source`]: where events come from (JSON lines from a file or stdin).
+//! - [`decode`]: bytes to a typed [`contract::ListingEvent`], or a dead-letter reason.
+//! - [`checks`]: one module per check, each a function of an event and the rules.
+//! - [`decide`]: findings to one [`contract::Decision`].
+//! - [`sink`]: where decisions and dead letters go.
+//! - [`moderator`]: one record through decode, checks and decide.
+//! - [`pipeline`]: the main job over files, in parallel and in input order.
+//! - [`contract`]: the JSON shapes shared with the rest of the platform.
+//! - [`rules`]: loading and validating the rule files under `rules/`.
+//! - [`normalize`]: the text normalisation the term matchers rely on.
+//! - [`explain`]: a moderator's reading of one decision.
+//! - [`generate`]: realistic synthetic events for benchmarks.
+
+pub mod checks;
+pub mod contract;
+pub mod decide;
+pub mod decode;
+pub mod explain;
+pub mod generate;
+pub mod moderator;
+pub mod normalize;
+pub mod pipeline;
+pub mod rules;
+pub mod sink;
+pub mod source;

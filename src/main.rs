@@ -1,0 +1,271 @@
+//! The `loomguard` command line.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use loomguard::moderator::Moderator;
+use loomguard::pipeline::{run_files, FileRun};
+use loomguard::rules::RuleSet;
+use loomguard::sink::Output;
+use loomguard::source::Input;
+
+/// Moderates supplier listings of a B2B textile marketplace.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LOOMGUARD_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide every listing event of a JSON-lines input.
+    Run(RunArgs),
+    /// Work with rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Decide one event and show why, for a moderator.
+    Explain {
+        /// A file holding one event (the first line of a JSON-lines file), or `-` for stdin.
+        #[arg(default_value = "-")]
+        input: String,
+        #[arg(long, default_value = "rules", env = "LOOMGUARD_RULES")]
+        rules: PathBuf,
+    },
+    /// Write realistic synthetic listing events (JSON lines) for benchmarks.
+    Generate {
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value = "-")]
+        output: String,
+    },
+    /// Decode and re-encode every event without checking it: the JSON ceiling `run` is
+    /// measured against.
+    #[command(hide = true)]
+    Ceiling {
+        #[arg(long)]
+        input: String,
+        #[arg(long, default_value = "-")]
+        output: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// JSON-lines listing events: a path, or `-` for stdin.
+    #[arg(long, env = "LOOMGUARD_INPUT")]
+    input: String,
+    /// Decisions, one JSON object per line: a path, or `-` for stdout.
+    #[arg(long, default_value = "-", env = "LOOMGUARD_OUTPUT")]
+    output: String,
+    /// Dead letters (records that are not valid events); standard error when not given.
+    #[arg(long, env = "LOOMGUARD_DEAD_LETTER")]
+    dead_letter: Option<String>,
+    /// The rule directory.
+    #[arg(long, default_value = "rules", env = "LOOMGUARD_RULES")]
+    rules: PathBuf,
+    /// Records larger than this many bytes are dead letters.
+    #[arg(long, default_value_t = 1024 * 1024, env = "LOOMGUARD_MAX_EVENT_BYTES")]
+    max_event_bytes: u64,
+    /// Worker threads for the checks (default: one per core).
+    #[arg(long, env = "LOOMGUARD_THREADS")]
+    threads: Option<usize>,
+    /// Records per batch handed to the workers.
+    #[arg(long, default_value_t = 2048)]
+    batch: usize,
+    /// Format of the closing summary on standard error.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    summary: SummaryFormat,
+    /// Never draw the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Report every problem in the rule files, with file and line.
+    Check {
+        #[arg(default_value = "rules", env = "LOOMGUARD_RULES")]
+        dir: PathBuf,
+    },
+}
+
+/// Exit status for rules that do not load, as for a usage error.
+const EXIT_INVALID_RULES: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => rules_check(&dir),
+        Command::Explain { input, rules } => explain(&input, &rules),
+        Command::Generate {
+            events,
+            seed,
+            output,
+        } => generate(events, seed, &output),
+        Command::Ceiling { input, output } => ceiling(&input, &output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOMGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads the rules, or says on stderr why not.
+fn load_rules(dir: &std::path::Path) -> Result<RuleSet, ExitCode> {
+    RuleSet::load(dir).map_err(|invalid| {
+        eprintln!("error: {invalid}");
+        ExitCode::from(EXIT_INVALID_RULES)
+    })
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let rules = match load_rules(&args.rules) {
+        Ok(rules) => rules,
+        Err(code) => return Ok(code),
+    };
+    tracing::info!(version = %rules.version, dir = %args.rules.display(), "rules loaded");
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot start the worker threads")?;
+    }
+    let moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
+
+    let run = FileRun {
+        input: Input::parse(&args.input),
+        output: Output::parse(&args.output),
+        dead_letter: args
+            .dead_letter
+            .as_deref()
+            .map_or(Output::Stderr, Output::parse),
+        batch_records: args.batch.max(1),
+        batch_bytes: 32 * 1024 * 1024,
+        max_record_bytes: usize::try_from(args.max_event_bytes).unwrap_or(usize::MAX),
+        progress: !args.no_progress,
+    };
+    let summary = run_files(&run, &moderator)?;
+    match args.summary {
+        SummaryFormat::Text => eprintln!("{summary}"),
+        SummaryFormat::Json => eprintln!("{}", serde_json::to_string(&summary)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rules_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let rules = match RuleSet::load(dir) {
+        Ok(rules) => rules,
+        Err(invalid) => {
+            for problem in &invalid.problems {
+                println!("{problem}");
+            }
+            eprintln!("{} problem(s) in {}", invalid.problems.len(), dir.display());
+            return Ok(ExitCode::from(EXIT_INVALID_RULES));
+        }
+    };
+    let moderator = match Moderator::new(Arc::new(rules), u64::MAX) {
+        Ok(moderator) => moderator,
+        Err(err) => {
+            println!("{}: {err}", dir.display());
+            return Ok(ExitCode::from(EXIT_INVALID_RULES));
+        }
+    };
+    let rules = moderator.rules();
+    for pack in &rules.terms.packs {
+        let terms: usize = pack.rules.iter().map(|r| r.terms.len()).sum();
+        println!(
+            "{}: {} rules, {} terms, {} allow terms, {} context exceptions",
+            pack.pack.name(),
+            pack.rules.len(),
+            terms,
+            pack.allow.len(),
+            pack.contexts.len()
+        );
+    }
+    println!("ok: rules version {}", rules.version);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(input: &str, rules_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let rules = match load_rules(rules_dir) {
+        Ok(rules) => rules,
+        Err(code) => return Ok(code),
+    };
+    let moderator = Moderator::new(Arc::new(rules), u64::MAX)?;
+    let mut text = Vec::new();
+    match Input::parse(input) {
+        Input::Stdin => std::io::stdin().read_to_end(&mut text)?,
+        Input::Path(path) => {
+            text =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            text.len()
+        }
+    };
+    let colour = std::io::stdout().is_terminal();
+    let (report, decided) = loomguard::explain::explain_input(&moderator, &text, colour);
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(if decided {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn generate(events: u64, seed: u64, output: &str) -> anyhow::Result<ExitCode> {
+    let mut out = Output::parse(output).create()?;
+    loomguard::generate::write_events(events, seed, |line| out.write_record(line))?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ceiling(input: &str, output: &str) -> anyhow::Result<ExitCode> {
+    let summary = loomguard::pipeline::run_ceiling(&Input::parse(input), &Output::parse(output))?;
+    eprintln!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,263 @@
+//! The main job on files: source → (decode → checks → decide, in parallel) → sink.
+//!
+//! Three stages overlap: a reader thread cuts the input into batches, the calling thread has
+//! rayon decide each batch's records in parallel, and a writer thread writes the results. The
+//! channels between them hold two batches each, so memory is bounded by a few batches
+//! whatever the input's size, and rayon's indexed collect keeps input order.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use time::OffsetDateTime;
+
+use crate::checks::Scratch;
+use crate::contract::{Action, DeadLetterReason, SourcePosition};
+use crate::moderator::{timestamp, Moderator, Outcome};
+use crate::sink::Output;
+use crate::source::{Batch, Input, LineReader};
+
+/// A run over files.
+#[derive(Debug, Clone)]
+pub struct FileRun {
+    pub input: Input,
+    pub output: Output,
+    /// Standard error when not given.
+    pub dead_letter: Output,
+    /// Records per batch.
+    pub batch_records: usize,
+    /// Kept bytes per batch, so that a few huge records cannot fill memory.
+    pub batch_bytes: usize,
+    /// Bytes of a record kept for its dead letter when it is over the size limit.
+    pub max_record_bytes: usize,
+    /// Show a progress bar (only drawn for a file input on a terminal).
+    pub progress: bool,
+}
+
+/// What a run did, for the closing summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub events: u64,
+    pub decisions: BTreeMap<Action, u64>,
+    pub dead_letters: BTreeMap<DeadLetterReason, u64>,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    /// Peak resident memory of the process, where the platform tells it.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl Summary {
+    pub fn dead_letter_count(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+
+    fn count(&mut self, outcome: &Outcome) {
+        self.events += 1;
+        match outcome {
+            Outcome::Decision { action, .. } => *self.decisions.entry(*action).or_default() += 1,
+            Outcome::DeadLetter { reason, .. } => {
+                *self.dead_letters.entry(*reason).or_default() += 1
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let decisions: Vec<String> = Action::ALL
+            .iter()
+            .map(|a| format!("{} {}", a, self.decisions.get(a).copied().unwrap_or(0)))
+            .collect();
+        write!(
+            f,
+            "{} events: {}; {} dead letters; {:.2} s, {:.0} events/s",
+            self.events,
+            decisions.join(", "),
+            self.dead_letter_count(),
+            self.seconds,
+            self.events_per_second
+        )?;
+        if let Some(rss) = self.peak_rss_bytes {
+            write!(f, ", peak RSS {:.1} MiB", rss as f64 / (1024.0 * 1024.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the main job. Bad records become dead letters; only an input that cannot be read or
+/// an output that cannot be written ends the run with an error.
+pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
+    run_with(run, |bytes, total_len, position, scratch, now| {
+        moderator.process(bytes, total_len, position, scratch, now)
+    })
+}
+
+/// The JSON ceiling: decodes every record and encodes the event again, in the same pipeline
+/// and threads as [`run_files`] but with no checks. `run`'s throughput is measured against it.
+pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
+    let run = FileRun {
+        input: input.clone(),
+        output: output.clone(),
+        dead_letter: Output::Stderr,
+        batch_records: 2048,
+        batch_bytes: 32 * 1024 * 1024,
+        max_record_bytes: 1024 * 1024,
+        progress: false,
+    };
+    run_with(&run, |bytes, _, _, _, _| {
+        match crate::decode::decode(bytes) {
+            Ok(decoded) => {
+                let mut line = serde_json::to_vec(&decoded.event).unwrap_or_default();
+                line.push(b'\n');
+                Outcome::Decision {
+                    action: Action::Pass,
+                    line,
+                }
+            }
+            Err(err) => Outcome::DeadLetter {
+                reason: err.reason,
+                line: Vec::new(),
+            },
+        }
+    })
+}
+
+/// Decides one record: its kept bytes, full length, position (computed only when needed),
+/// the worker's scratch buffers and the batch's timestamp.
+type Process<'p> =
+    dyn Fn(&[u8], u64, &dyn Fn() -> SourcePosition, &mut Scratch, &str) -> Outcome + Sync + 'p;
+
+fn run_with<'p, F>(run: &FileRun, process: F) -> io::Result<Summary>
+where
+    F: Fn(&[u8], u64, &dyn Fn() -> SourcePosition, &mut Scratch, &str) -> Outcome + Sync + 'p,
+{
+    let process: &Process<'p> = &process;
+    let started = Instant::now();
+    let (reader, input_len) = run.input.open().map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot open {}: {err}", run.input.name()),
+        )
+    })?;
+    let mut decisions = run.output.create().map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot create {}: {err}", run.output.name()),
+        )
+    })?;
+    let mut dead_letters = run.dead_letter.create().map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot create {}: {err}", run.dead_letter.name()),
+        )
+    })?;
+    let progress = progress_bar(run, input_len);
+    let input_name = run.input.name();
+
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(2);
+    let (done_tx, done_rx) = sync_channel::<Vec<Outcome>>(2);
+
+    let summary = std::thread::scope(|scope| -> io::Result<Summary> {
+        let reader_progress = progress.clone();
+        let reading = scope.spawn(move || -> io::Result<()> {
+            let mut lines = LineReader::new(reader, run.max_record_bytes);
+            loop {
+                let batch = lines.next_batch(run.batch_records, run.batch_bytes)?;
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                reader_progress.set_position(lines.consumed());
+                if batch_tx.send(batch).is_err() {
+                    // The writer stopped on an error of its own; it reports it.
+                    return Ok(());
+                }
+            }
+        });
+
+        let writing = scope.spawn(move || -> io::Result<Summary> {
+            let mut summary = Summary::default();
+            for outcomes in done_rx {
+                for outcome in &outcomes {
+                    summary.count(outcome);
+                    match outcome {
+                        Outcome::Decision { line, .. } => decisions.write_record(line)?,
+                        Outcome::DeadLetter { line, .. } => dead_letters.write_record(line)?,
+                    }
+                }
+            }
+            decisions.flush()?;
+            dead_letters.flush()?;
+            Ok(summary)
+        });
+
+        for batch in batch_rx {
+            let now = timestamp(OffsetDateTime::now_utc());
+            let outcomes: Vec<Outcome> = batch
+                .records
+                .par_iter()
+                .map_init(Scratch::default, |scratch, record| {
+                    let position = || SourcePosition::File {
+                        file: input_name.clone(),
+                        line: record.line,
+                    };
+                    process(
+                        batch.bytes(record),
+                        record.total_len,
+                        &position,
+                        scratch,
+                        &now,
+                    )
+                })
+                .collect();
+            if done_tx.send(outcomes).is_err() {
+                break;
+            }
+        }
+        drop(done_tx);
+
+        let written = join(writing.join())?;
+        join(reading.join())?;
+        Ok(written)
+    })?;
+
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Summary {
+        seconds,
+        events_per_second: summary.events as f64 / seconds.max(f64::EPSILON),
+        peak_rss_bytes: peak_rss_bytes(),
+        ..summary
+    })
+}
+
+fn join<T>(result: std::thread::Result<io::Result<T>>) -> io::Result<T> {
+    match result {
+        Ok(inner) => inner,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn progress_bar(run: &FileRun, input_len: Option<u64>) -> ProgressBar {
+    let (true, Some(len)) = (run.progress && io::stderr().is_terminal(), input_len) else {
+        return ProgressBar::hidden();
+    };
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// The process's peak resident set size, from `/proc/self/status` on Linux.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

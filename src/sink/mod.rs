@@ -1,0 +1,9 @@
+//! Sinks: where decisions and dead letters go.
+//!
+//! [`file`] writes JSON lines to a file or standard output. Records arrive already encoded and
+//! in input order; a sink only has to write them and report a write it could not make, which
+//! is the one failure that stops a run.
+
+pub mod file;
+
+pub use file::{Output, OutputWriter};

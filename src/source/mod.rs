@@ -1,0 +1,9 @@
+//! Sources: where listing events come from.
+//!
+//! [`file`] reads JSON lines from a file or standard input, the embedded default that needs
+//! no broker. A source hands out [`Batch`]es of raw records with their positions; decoding is
+//! the next stage's job, so that a bad record never stops the source.
+
+pub mod file;
+
+pub use file::{Batch, Input, LineReader, RecordMeta};

@@ -1,0 +1,97 @@
+//! The table of real sentences in tests/data/term_cases.toml: per prohibited-goods item, per
+//! Advertising-Law class, per evasion form, per allow-list entry and context exception, with
+//! the rule that must fire and the exact original span it must point at.
+
+mod common;
+
+use loomguard::checks::Scratch;
+use loomguard::contract::Kind;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Table {
+    case: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    text: String,
+    field: String,
+    expect: String,
+    #[serde(default)]
+    span: Option<String>,
+    #[serde(default)]
+    licences: Vec<String>,
+}
+
+#[test]
+fn every_table_case_gives_its_rule_and_span() {
+    let moderator = common::moderator();
+    let table: Table = toml::from_str(
+        &std::fs::read_to_string(common::data("term_cases.toml")).expect("the table exists"),
+    )
+    .expect("the table parses");
+    assert!(table.case.len() >= 100, "only {} cases", table.case.len());
+
+    let mut failures = Vec::new();
+    for case in &table.case {
+        let licences: Vec<&str> = case.licences.iter().map(String::as_str).collect();
+        let event = common::event_with(&case.field, &case.text, &licences);
+        let findings = moderator.checks().run(&event, &mut Scratch::default());
+        let terms: Vec<_> = findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    Kind::TermsProhibited | Kind::TermsAdlaw | Kind::Licence
+                )
+            })
+            .collect();
+
+        if case.expect == "pass" {
+            if !terms.is_empty() {
+                failures.push(format!("{:?} should pass, got {terms:?}", case.text));
+            }
+            continue;
+        }
+        let Some(found) = terms.iter().find(|f| f.rule == case.expect) else {
+            failures.push(format!("{:?}: no {} in {terms:?}", case.text, case.expect));
+            continue;
+        };
+        // The span is in characters of the original text, and `text` is exactly that slice.
+        let slice: String = case
+            .text
+            .chars()
+            .skip(found.start)
+            .take(found.end - found.start)
+            .collect();
+        if slice != found.text {
+            failures.push(format!(
+                "{:?}: span {}..{} is {slice:?}, text says {:?}",
+                case.text, found.start, found.end, found.text
+            ));
+        }
+        if let Some(span) = &case.span {
+            if &found.text != span {
+                failures.push(format!(
+                    "{:?}: {} matched {:?}, expected {span:?}",
+                    case.text, case.expect, found.text
+                ));
+            }
+        }
+        let gated = !case.licences.is_empty() || found.kind == Kind::Licence;
+        if gated && found.kind != Kind::Licence {
+            failures.push(format!(
+                "{:?}: licence-gated rule reported as {}",
+                case.text, found.kind
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
