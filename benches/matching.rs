@@ -81,13 +81,14 @@ fn matching(c: &mut Criterion) {
         let mut scratch = Scratch::default();
         b.iter(|| {
             for line in &lines {
-                let outcome = moderator.process(
+                let prepared = moderator.prepare(
                     line,
                     line.len() as u64,
                     &|| unreachable!("generated events are valid"),
                     &mut scratch,
                     "2026-12-02T09:15:00.000Z",
                 );
+                let outcome = moderator.finish(prepared, "2026-12-02T09:15:00.000Z");
                 black_box(outcome);
             }
         })

@@ -1,10 +1,13 @@
-//! One record through decode → checks → decide, as every source and sink needs it.
+//! Records through decode → checks → decide, in the three steps the pipeline runs them in:
+//! [`Moderator::prepare`] (decode and the per-event checks, in parallel),
+//! [`Moderator::observe_batch`] (the checks that need history, in input order) and
+//! [`Moderator::finish`] (decide and encode, in parallel).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
-use crate::checks::{BuildError, Checks, Scratch};
+use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
 use crate::decide::decide;
 use crate::decode::{decode, DecodeError, Decoded};
@@ -23,11 +26,28 @@ pub enum Outcome {
     },
 }
 
-/// The rules and the checks compiled from them: everything needed to decide an event.
+/// A record between the parallel checks and the decision.
+#[derive(Debug)]
+pub enum Prepared {
+    Event {
+        decoded: Box<Decoded>,
+        inspection: Inspection,
+    },
+    /// Not an event; its dead letter is already encoded.
+    Dead {
+        reason: DeadLetterReason,
+        line: Vec<u8>,
+    },
+}
+
+/// The rules, the checks compiled from them, and the state of the checks that need history.
 #[derive(Debug)]
 pub struct Moderator {
     rules: Arc<RuleSet>,
     checks: Checks,
+    /// Only touched by `observe_batch`, which the pipeline calls from one thread at a time;
+    /// the lock makes that a guarantee instead of a convention.
+    ordered: Mutex<OrderedChecks>,
     max_event_bytes: u64,
 }
 
@@ -37,6 +57,7 @@ impl Moderator {
         Ok(Moderator {
             rules,
             checks,
+            ordered: Mutex::new(OrderedChecks::default()),
             max_event_bytes,
         })
     }
@@ -49,22 +70,16 @@ impl Moderator {
         &self.checks
     }
 
-    /// The decision for a decoded event.
-    pub fn decide(&self, decoded: &Decoded, scratch: &mut Scratch, decided_at: String) -> Decision {
-        let findings = self.checks.run(&decoded.event, scratch);
-        decide(&decoded.event, findings, &self.rules.version, decided_at)
-    }
-
-    /// Decodes and decides one record. `kept` is what the source held of it, `total_len` its
-    /// full length; `now` is the time the decision or dead letter is stamped with.
-    pub fn process(
+    /// Decodes a record and runs the per-event checks. `kept` is what the source held of it,
+    /// `total_len` its full length, `now` the time a dead letter is stamped with.
+    pub fn prepare(
         &self,
         kept: &[u8],
         total_len: u64,
         position: &dyn Fn() -> SourcePosition,
         scratch: &mut Scratch,
         now: &str,
-    ) -> Outcome {
+    ) -> Prepared {
         let decoded = if total_len > self.max_event_bytes {
             Err(DecodeError {
                 reason: DeadLetterReason::TooLarge,
@@ -79,10 +94,10 @@ impl Moderator {
 
         match decoded {
             Ok(decoded) => {
-                let decision = self.decide(&decoded, scratch, now.to_owned());
-                Outcome::Decision {
-                    action: decision.action,
-                    line: encode_line(&decision),
+                let inspection = self.checks.inspect(&decoded.event, scratch);
+                Prepared::Event {
+                    decoded: Box::new(decoded),
+                    inspection,
                 }
             }
             Err(err) => {
@@ -95,12 +110,64 @@ impl Moderator {
                     total_len,
                     now.to_owned(),
                 );
-                Outcome::DeadLetter {
+                Prepared::Dead {
                     reason: err.reason,
                     line: encode_line(&letter),
                 }
             }
         }
+    }
+
+    /// Runs the checks that need history over a batch, in order.
+    pub fn observe_batch(&self, batch: &mut [Prepared]) {
+        let mut ordered = self.ordered.lock().unwrap_or_else(PoisonError::into_inner);
+        for prepared in batch {
+            if let Prepared::Event {
+                decoded,
+                inspection,
+            } = prepared
+            {
+                ordered.observe(&self.checks, &decoded.event, inspection);
+            }
+        }
+    }
+
+    /// Decides and encodes a prepared record.
+    pub fn finish(&self, prepared: Prepared, now: &str) -> Outcome {
+        match prepared {
+            Prepared::Event {
+                decoded,
+                inspection,
+            } => {
+                let decision = decide(
+                    &decoded.event,
+                    inspection.findings,
+                    &self.rules.version,
+                    now.to_owned(),
+                );
+                Outcome::Decision {
+                    action: decision.action,
+                    line: encode_line(&decision),
+                }
+            }
+            Prepared::Dead { reason, line } => Outcome::DeadLetter { reason, line },
+        }
+    }
+
+    /// The decision for one decoded event, through all three steps; the ordered checks see it
+    /// after every event decided before it.
+    pub fn decide(&self, decoded: &Decoded, scratch: &mut Scratch, decided_at: String) -> Decision {
+        let mut inspection = self.checks.inspect(&decoded.event, scratch);
+        self.ordered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(&self.checks, &decoded.event, &mut inspection);
+        decide(
+            &decoded.event,
+            inspection.findings,
+            &self.rules.version,
+            decided_at,
+        )
     }
 }
 

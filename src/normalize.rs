@@ -16,17 +16,27 @@
 
 use std::sync::OnceLock;
 
-/// A normalised field: the text the automata run over, and the way back to the original.
+/// A normalised field: the text the automata run over. The way back to the original is found
+/// only for the rare match that needs it ([`Normalized::locate`]), so that the hot path does
+/// nothing but build this one string.
 #[derive(Debug, Default, Clone)]
 pub struct Normalized {
     text: String,
-    /// For each byte of `text`, the index of the original character it came from.
-    origin: Vec<u32>,
-    /// For each original character, its normalised form (`'\0'` if it normalises to nothing),
-    /// so that a match can look at its neighbours in the original text.
-    mapped: Vec<char>,
-    /// Byte offset of each original character, plus the original length at the end.
-    original_bytes: Vec<u32>,
+}
+
+/// Where a match in the normalised text lies in the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// Character offsets into the original text, end exclusive.
+    pub start: usize,
+    pub end: usize,
+    /// Byte offsets of the same range.
+    pub byte_start: usize,
+    pub byte_end: usize,
+    /// The normalised form of the original characters right before and after the range, where
+    /// they normalise to a letter or digit the seller wrote as such (not 一 or ①).
+    pub before: Option<char>,
+    pub after: Option<char>,
 }
 
 impl Normalized {
@@ -34,29 +44,41 @@ impl Normalized {
         &self.text
     }
 
-    /// The original character range `[start, end)` that produced `text[byte_start..byte_end]`.
-    /// `byte_start < byte_end` must be a match inside `text`.
-    pub fn original_span(&self, byte_start: usize, byte_end: usize) -> (usize, usize) {
-        let start = self.origin[byte_start] as usize;
-        let end = self.origin[byte_end - 1] as usize + 1;
-        (start, end)
-    }
-
-    /// The original text of a character range from [`Normalized::original_span`].
-    pub fn original_text<'a>(&self, original: &'a str, start: usize, end: usize) -> &'a str {
-        let from = self.original_bytes[start] as usize;
-        let to = self.original_bytes[end] as usize;
-        &original[from..to]
-    }
-
-    /// The normalised form of the original character at `index`, if there is one.
-    pub fn mapped_char(&self, index: usize) -> Option<char> {
-        self.mapped.get(index).copied().filter(|c| *c != '\0')
-    }
-
-    /// Number of characters in the original text.
-    pub fn original_len(&self) -> usize {
-        self.mapped.len()
+    /// Maps `text[byte_start..byte_end]` (a non-empty match inside the normalised text of
+    /// `original`) back to `original` by normalising it again up to the end of the match.
+    pub fn locate(&self, original: &str, byte_start: usize, byte_end: usize) -> Located {
+        let mut located = Located {
+            start: 0,
+            end: 0,
+            byte_start: 0,
+            byte_end: original.len(),
+            before: None,
+            after: None,
+        };
+        let mut emitted = 0;
+        let mut previous = None;
+        let mut found_start = false;
+        for (index, (byte, c)) in original.char_indices().enumerate() {
+            let normal = normalize_char(c);
+            if found_start && emitted >= byte_end {
+                located.after = normal.latin();
+                break;
+            }
+            let width = normal.width();
+            if !found_start && width > 0 && emitted + width > byte_start {
+                found_start = true;
+                located.start = index;
+                located.byte_start = byte;
+                located.before = previous;
+            }
+            emitted += width;
+            if found_start && width > 0 && emitted >= byte_end && located.end == 0 {
+                located.end = index + 1;
+                located.byte_end = byte + c.len_utf8();
+            }
+            previous = normal.latin();
+        }
+        located
     }
 }
 
@@ -65,44 +87,22 @@ impl Normalized {
 pub struct Normalizer;
 
 impl Normalizer {
-    /// Normalises `original` into `out`, reusing its buffers.
+    /// Normalises `original` into `out`, reusing its buffer.
     pub fn normalize_into(&self, original: &str, out: &mut Normalized) {
         out.text.clear();
-        out.origin.clear();
-        out.mapped.clear();
-        out.original_bytes.clear();
-
-        let mut digits = [0u8; 2];
-        for (index, (byte, c)) in original.char_indices().enumerate() {
-            out.original_bytes.push(byte as u32);
-            let folded = fold(c);
-            let expansion = digit_value(folded).map(|value| {
-                if value < 10 {
-                    digits[0] = b'0' + value;
-                    &digits[..1]
-                } else {
-                    digits = [b'0' + value / 10, b'0' + value % 10];
-                    &digits[..2]
-                }
-            });
-            match expansion {
-                Some(ascii) => {
-                    out.mapped.push(ascii[0] as char);
-                    for &b in ascii {
-                        out.text.push(b as char);
-                        out.origin.push(index as u32);
+        out.text.reserve(original.len());
+        for c in original.chars() {
+            match normalize_char(c) {
+                Normal::Char(n) => out.text.push(n),
+                Normal::Number(value) => {
+                    if value >= 10 {
+                        out.text.push(char::from(b'0' + value / 10));
                     }
+                    out.text.push(char::from(b'0' + value % 10));
                 }
-                None if folded.is_alphanumeric() || folded == '%' => {
-                    out.mapped.push(folded);
-                    out.text.push(folded);
-                    out.origin
-                        .extend(std::iter::repeat_n(index as u32, folded.len_utf8()));
-                }
-                None => out.mapped.push('\0'),
+                Normal::Dropped => {}
             }
         }
-        out.original_bytes.push(original.len() as u32);
     }
 
     /// The normalised form of `text` on its own, for rule terms and tests.
@@ -110,6 +110,65 @@ impl Normalizer {
         let mut out = Normalized::default();
         self.normalize_into(text, &mut out);
         out.text
+    }
+}
+
+/// What one original character normalises to.
+#[derive(Debug, Clone, Copy)]
+enum Normal {
+    Char(char),
+    /// A digit or an enclosed number in another form than ASCII, 0–20.
+    Number(u8),
+    Dropped,
+}
+
+impl Normal {
+    /// Bytes it adds to the normalised text.
+    fn width(self) -> usize {
+        match self {
+            Normal::Char(c) => c.len_utf8(),
+            Normal::Number(value) if value >= 10 => 2,
+            Normal::Number(_) => 1,
+            Normal::Dropped => 0,
+        }
+    }
+
+    /// The character, if it is a Latin letter or digit the seller wrote as one.
+    fn latin(self) -> Option<char> {
+        match self {
+            Normal::Char(c) if c.is_ascii_alphanumeric() => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// All four steps for one character. ASCII and the CJK ideographs, nearly all of a listing,
+/// take a short path that avoids the Unicode property tables.
+fn normalize_char(c: char) -> Normal {
+    if c.is_ascii() {
+        return match c {
+            'a'..='z' | '0'..='9' | '%' => Normal::Char(c),
+            'A'..='Z' => Normal::Char(c.to_ascii_lowercase()),
+            _ => Normal::Dropped,
+        };
+    }
+    // CJK symbols and punctuation (、。「」…), except 〇, never count.
+    if matches!(c as u32, 0x3000..=0x3006 | 0x3008..=0x303F) {
+        return Normal::Dropped;
+    }
+    let folded = fold(c);
+    if let Some(value) = digit_value(folded) {
+        return Normal::Number(value);
+    }
+    let ideograph = matches!(folded as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF);
+    if ideograph
+        || folded.is_ascii_alphanumeric()
+        || folded == '%'
+        || (!folded.is_ascii() && folded.is_alphanumeric())
+    {
+        Normal::Char(folded)
+    } else {
+        Normal::Dropped
     }
 }
 
@@ -263,24 +322,37 @@ mod tests {
         assert_eq!(norm("「仅此一次」！"), "仅此1次");
     }
 
+    fn locate(original: &str, needle: &str) -> Located {
+        let mut out = Normalized::default();
+        Normalizer.normalize_into(original, &mut out);
+        let at = out.text().find(needle).unwrap();
+        out.locate(original, at, at + needle.len())
+    }
+
     #[test]
     fn spans_map_back_to_original_characters() {
         let original = "买 最*好 的布";
-        let mut out = Normalized::default();
-        Normalizer.normalize_into(original, &mut out);
-        let at = out.text().find("最好").unwrap();
-        let (start, end) = out.original_span(at, at + "最好".len());
-        assert_eq!((start, end), (2, 5));
-        assert_eq!(out.original_text(original, start, end), "最*好");
+        let located = locate(original, "最好");
+        assert_eq!((located.start, located.end), (2, 5));
+        assert_eq!(&original[located.byte_start..located.byte_end], "最*好");
     }
 
     #[test]
     fn an_enclosed_number_maps_both_digits_to_one_character() {
-        let original = "第⑫名";
-        let mut out = Normalized::default();
-        Normalizer.normalize_into(original, &mut out);
-        assert_eq!(out.text(), "第12名");
-        assert_eq!(out.original_span(3, 5), (1, 2));
+        let located = locate("第⑫名", "12");
+        assert_eq!((located.start, located.end), (1, 2));
+        let located = locate("第⑫名", "2名");
+        assert_eq!((located.start, located.end), (1, 3));
+    }
+
+    #[test]
+    fn neighbours_are_latin_only_where_the_seller_wrote_latin() {
+        let located = locate("xtop1 y", "top1");
+        assert_eq!((located.before, located.after), (Some('x'), None));
+        let located = locate("唯一一家", "唯1");
+        assert_eq!((located.start, located.end, located.after), (0, 2, None));
+        let located = locate("ＴＯＰ１０", "top1");
+        assert_eq!(located.after, Some('0'));
     }
 
     proptest! {
@@ -289,12 +361,14 @@ mod tests {
             let mut out = Normalized::default();
             Normalizer.normalize_into(&original, &mut out);
             let count = original.chars().count();
-            prop_assert_eq!(out.original_len(), count);
             for (start, c) in out.text().char_indices() {
-                let (from, to) = out.original_span(start, start + c.len_utf8());
-                prop_assert!(from < to && to <= count);
-                // Slicing must land on character boundaries.
-                let _ = out.original_text(&original, from, to);
+                let located = out.locate(&original, start, start + c.len_utf8());
+                prop_assert!(located.start < located.end && located.end <= count);
+                // The byte range is the character range, on character boundaries.
+                let slice = &original[located.byte_start..located.byte_end];
+                prop_assert_eq!(slice.chars().count(), located.end - located.start);
+                // And it normalises to text that contains the matched character.
+                prop_assert!(Normalizer.normalize(slice).contains(c));
             }
         }
 

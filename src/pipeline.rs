@@ -1,9 +1,11 @@
 //! The main job on files: source → (decode → checks → decide, in parallel) → sink.
 //!
-//! Three stages overlap: a reader thread cuts the input into batches, the calling thread has
-//! rayon decide each batch's records in parallel, and a writer thread writes the results. The
-//! channels between them hold two batches each, so memory is bounded by a few batches
-//! whatever the input's size, and rayon's indexed collect keeps input order.
+//! Three threads overlap: a reader cuts the input into batches, the calling thread takes each
+//! batch through the [`Stages`] (decode and per-event checks on rayon's workers, the checks
+//! that need history in input order, then decide and encode on the workers again), and a
+//! writer writes the results. The channels between them hold two batches each, so memory is
+//! bounded by a few batches whatever the input's size, and rayon's indexed collect keeps
+//! input order.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
@@ -16,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::checks::Scratch;
 use crate::contract::{Action, DeadLetterReason, SourcePosition};
-use crate::moderator::{timestamp, Moderator, Outcome};
+use crate::moderator::{timestamp, Moderator, Outcome, Prepared};
 use crate::sink::Output;
 use crate::source::{Batch, Input, LineReader};
 
@@ -87,28 +89,55 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Runs the main job. Bad records become dead letters; only an input that cannot be read or
-/// an output that cannot be written ends the run with an error.
-pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
-    run_with(run, |bytes, total_len, position, scratch, now| {
-        moderator.process(bytes, total_len, position, scratch, now)
-    })
+/// The three steps a pipeline runs each batch through: `prepare` every record in parallel,
+/// `observe` the batch in input order, `finish` every record in parallel.
+pub trait Stages: Sync {
+    type Item: Send;
+
+    fn prepare(&self, record: Record<'_>, scratch: &mut Scratch, now: &str) -> Self::Item;
+
+    fn observe(&self, _batch: &mut [Self::Item]) {}
+
+    fn finish(&self, item: Self::Item, now: &str) -> Outcome;
 }
 
-/// The JSON ceiling: decodes every record and encodes the event again, in the same pipeline
-/// and threads as [`run_files`] but with no checks. `run`'s throughput is measured against it.
-pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
-    let run = FileRun {
-        input: input.clone(),
-        output: output.clone(),
-        dead_letter: Output::Stderr,
-        batch_records: 2048,
-        batch_bytes: 32 * 1024 * 1024,
-        max_record_bytes: 1024 * 1024,
-        progress: false,
-    };
-    run_with(&run, |bytes, _, _, _, _| {
-        match crate::decode::decode(bytes) {
+/// One record as a source read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub kept: &'a [u8],
+    pub total_len: u64,
+    pub file: &'a str,
+    pub line: u64,
+}
+
+impl Stages for Moderator {
+    type Item = Prepared;
+
+    fn prepare(&self, record: Record<'_>, scratch: &mut Scratch, now: &str) -> Prepared {
+        let position = || SourcePosition::File {
+            file: record.file.to_owned(),
+            line: record.line,
+        };
+        Moderator::prepare(self, record.kept, record.total_len, &position, scratch, now)
+    }
+
+    fn observe(&self, batch: &mut [Prepared]) {
+        self.observe_batch(batch);
+    }
+
+    fn finish(&self, item: Prepared, now: &str) -> Outcome {
+        Moderator::finish(self, item, now)
+    }
+}
+
+/// The JSON ceiling: decode every record and encode the event again, with no checks.
+struct Ceiling;
+
+impl Stages for Ceiling {
+    type Item = Outcome;
+
+    fn prepare(&self, record: Record<'_>, _: &mut Scratch, _: &str) -> Outcome {
+        match crate::decode::decode(record.kept) {
             Ok(decoded) => {
                 let mut line = serde_json::to_vec(&decoded.event).unwrap_or_default();
                 line.push(b'\n');
@@ -122,19 +151,35 @@ pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
                 line: Vec::new(),
             },
         }
-    })
+    }
+
+    fn finish(&self, item: Outcome, _: &str) -> Outcome {
+        item
+    }
 }
 
-/// Decides one record: its kept bytes, full length, position (computed only when needed),
-/// the worker's scratch buffers and the batch's timestamp.
-type Process<'p> =
-    dyn Fn(&[u8], u64, &dyn Fn() -> SourcePosition, &mut Scratch, &str) -> Outcome + Sync + 'p;
+/// Runs the main job. Bad records become dead letters; only an input that cannot be read or
+/// an output that cannot be written ends the run with an error.
+pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
+    run_stages(run, moderator)
+}
 
-fn run_with<'p, F>(run: &FileRun, process: F) -> io::Result<Summary>
-where
-    F: Fn(&[u8], u64, &dyn Fn() -> SourcePosition, &mut Scratch, &str) -> Outcome + Sync + 'p,
-{
-    let process: &Process<'p> = &process;
+/// Decodes every record and encodes the event again, in the same pipeline and threads as
+/// [`run_files`] but with no checks: the ceiling `run`'s throughput is measured against.
+pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
+    let run = FileRun {
+        input: input.clone(),
+        output: output.clone(),
+        dead_letter: Output::Stderr,
+        batch_records: 2048,
+        batch_bytes: 32 * 1024 * 1024,
+        max_record_bytes: 1024 * 1024,
+        progress: false,
+    };
+    run_stages(&run, &Ceiling)
+}
+
+fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
     let started = Instant::now();
     let (reader, input_len) = run.input.open().map_err(|err| {
         io::Error::new(
@@ -195,22 +240,23 @@ where
 
         for batch in batch_rx {
             let now = timestamp(OffsetDateTime::now_utc());
-            let outcomes: Vec<Outcome> = batch
+            let mut items: Vec<S::Item> = batch
                 .records
                 .par_iter()
-                .map_init(Scratch::default, |scratch, record| {
-                    let position = || SourcePosition::File {
-                        file: input_name.clone(),
-                        line: record.line,
+                .map_init(Scratch::default, |scratch, meta| {
+                    let record = Record {
+                        kept: batch.bytes(meta),
+                        total_len: meta.total_len,
+                        file: &input_name,
+                        line: meta.line,
                     };
-                    process(
-                        batch.bytes(record),
-                        record.total_len,
-                        &position,
-                        scratch,
-                        &now,
-                    )
+                    stages.prepare(record, scratch, &now)
                 })
+                .collect();
+            stages.observe(&mut items);
+            let outcomes: Vec<Outcome> = items
+                .into_par_iter()
+                .map(|item| stages.finish(item, &now))
                 .collect();
             if done_tx.send(outcomes).is_err() {
                 break;

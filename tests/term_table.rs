@@ -38,7 +38,10 @@ fn every_table_case_gives_its_rule_and_span() {
     for case in &table.case {
         let licences: Vec<&str> = case.licences.iter().map(String::as_str).collect();
         let event = common::event_with(&case.field, &case.text, &licences);
-        let findings = moderator.checks().run(&event, &mut Scratch::default());
+        let findings = moderator
+            .checks()
+            .inspect(&event, &mut Scratch::default())
+            .findings;
         let terms: Vec<_> = findings
             .iter()
             .filter(|f| {

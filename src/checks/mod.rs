@@ -1,26 +1,35 @@
-//! The checks: independent functions of a listing event and the rules to findings.
+//! The checks: functions of a listing event and the rules to findings.
 //!
-//! [`Checks`] is built once per rule set and shared by every worker thread; each call to
-//! [`Checks::run`] looks at one event and never at another, which is what lets the pipeline
-//! spread events over threads. A thread keeps its buffers in a [`Scratch`] so that the hot path
-//! does not allocate for text it only reads.
+//! Most checks look at one event and nothing else: [`Checks::inspect`] runs them, on any
+//! thread, in any order, which is what lets the pipeline spread events over threads. A few
+//! need history (has this seller posted the same listing before?): they are split in two, a
+//! parallel half that prepares what it can (a content fingerprint) into the [`Inspection`],
+//! and [`OrderedChecks::observe`], which runs in input order and keeps the state.
+//! A thread keeps its buffers in a [`Scratch`] so that the hot path does not allocate for text
+//! it only reads.
 //!
-//! | module | kinds | handbook |
-//! | --- | --- | --- |
-//! | [`terms`] | `terms.prohibited`, `terms.adlaw`, `licence` | 3.3, 3.4 |
+//! | module | kinds | handbook | half |
+//! | --- | --- | --- | --- |
+//! | [`terms`] | `terms.prohibited`, `terms.adlaw`, `licence` | 3.3, 3.4 | parallel |
+//! | [`duplicates`] | `duplicate.text` | 3.1.2 (6) | both |
 
+pub mod duplicates;
 pub mod terms;
 
-use crate::contract::{Finding, ListingEvent, Op};
-use crate::normalize::Normalized;
-use crate::rules::RuleSet;
+use crate::contract::{Finding, Kind, ListingEvent, Op};
+use crate::normalize::{Normalized, Normalizer};
+use crate::rules::{ListingRules, RuleSet};
 
 pub use terms::TermMatcher;
+
+/// Listings the duplicate check remembers per worker.
+pub const DUPLICATE_CAPACITY: usize = 2_000_000;
 
 /// Every check, compiled for one rule set.
 #[derive(Debug)]
 pub struct Checks {
     terms: TermMatcher,
+    listing: ListingRules,
 }
 
 /// Per-thread buffers the checks reuse from one event to the next.
@@ -30,25 +39,105 @@ pub struct Scratch {
     pub(crate) seller_licences: Vec<String>,
 }
 
+/// What the parallel checks found in one event, and what they prepared for the ordered ones.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    pub findings: Vec<Finding>,
+    pub fingerprint: Option<duplicates::Fingerprint>,
+}
+
 impl Checks {
     pub fn new(rules: &RuleSet) -> Result<Checks, BuildError> {
         Ok(Checks {
             terms: TermMatcher::new(&rules.terms)?,
+            listing: rules.listing.clone(),
         })
     }
 
-    /// All findings for one event, in the order the checks produce them.
-    pub fn run(&self, event: &ListingEvent, scratch: &mut Scratch) -> Vec<Finding> {
-        let mut findings = Vec::new();
+    /// Runs every check that needs only this event.
+    pub fn inspect(&self, event: &ListingEvent, scratch: &mut Scratch) -> Inspection {
+        let mut inspection = Inspection::default();
         if event.op == Op::Delete {
-            return findings;
+            return inspection;
         }
-        self.terms.scan(event, scratch, &mut findings);
-        findings
+
+        // Each text field is normalised once and read by every check that needs it.
+        let mut content = duplicates::ContentHasher::new(event, &mut scratch.normalized);
+        self.terms.prepare_seller(event, scratch);
+        for (field, text) in event.text_fields() {
+            Normalizer.normalize_into(text, &mut scratch.normalized);
+            let normalized = &scratch.normalized;
+            self.terms.scan_field(
+                field,
+                text,
+                normalized,
+                &scratch.seller_licences,
+                &mut inspection.findings,
+            );
+            content.add(field, normalized);
+        }
+        inspection.fingerprint = Some(content.finish());
+        inspection
     }
 
     pub fn terms(&self) -> &TermMatcher {
         &self.terms
+    }
+
+    /// A finding of a listing-violation kind, with the action and points `listing.toml` gives.
+    fn listing_finding(&self, kind: Kind, field: &str, text: String) -> Option<Finding> {
+        let rule = self.listing.get(kind)?;
+        Some(Finding {
+            kind,
+            rule: rule.rule.clone(),
+            field: field.to_owned(),
+            start: 0,
+            end: text.chars().count(),
+            text,
+            action: rule.action,
+            points: rule.points,
+            evidence: None,
+        })
+    }
+}
+
+/// The checks that need history, fed in input order.
+#[derive(Debug)]
+pub struct OrderedChecks {
+    duplicates: duplicates::DuplicateIndex,
+}
+
+impl Default for OrderedChecks {
+    fn default() -> Self {
+        OrderedChecks::new(DUPLICATE_CAPACITY)
+    }
+}
+
+impl OrderedChecks {
+    pub fn new(duplicate_capacity: usize) -> OrderedChecks {
+        OrderedChecks {
+            duplicates: duplicates::DuplicateIndex::new(duplicate_capacity),
+        }
+    }
+
+    /// Adds the findings that depend on earlier events, and remembers this one.
+    pub fn observe(&mut self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
+        let listing = &event.listing;
+        if event.op == Op::Delete {
+            self.duplicates.remove(&listing.id);
+            return;
+        }
+        if let Some(fingerprint) = inspection.fingerprint {
+            if let Some(original) = self.duplicates.upsert(&listing.id, fingerprint) {
+                let title = listing.title.clone().unwrap_or_default();
+                if let Some(mut finding) =
+                    checks.listing_finding(Kind::DuplicateText, "title", title)
+                {
+                    finding.evidence = Some(serde_json::json!({ "duplicate_of": original }));
+                    inspection.findings.push(finding);
+                }
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 
 use super::{BuildError, Scratch};
-use crate::contract::{Finding, Kind, ListingEvent};
+use crate::contract::{FieldName, Finding, Kind, ListingEvent};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{ContextRule, Pack, TermRule, TermRules};
 
@@ -61,6 +61,9 @@ pub struct TermMatch<'r> {
     /// Character offsets into the original text.
     pub start: usize,
     pub end: usize,
+    /// Byte offsets of the same range.
+    pub byte_start: usize,
+    pub byte_end: usize,
 }
 
 impl TermMatcher {
@@ -113,6 +116,21 @@ impl TermMatcher {
 
     /// Adds a finding to `out` for every banned term in the event's text fields.
     pub fn scan(&self, event: &ListingEvent, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        self.prepare_seller(event, scratch);
+        for (field, text) in event.text_fields() {
+            Normalizer.normalize_into(text, &mut scratch.normalized);
+            self.scan_field(
+                field,
+                text,
+                &scratch.normalized,
+                &scratch.seller_licences,
+                out,
+            );
+        }
+    }
+
+    /// Normalises the seller's licence names into `scratch`, for [`TermMatcher::scan_field`].
+    pub fn prepare_seller(&self, event: &ListingEvent, scratch: &mut Scratch) {
         scratch.seller_licences.clear();
         scratch.seller_licences.extend(
             event
@@ -121,39 +139,40 @@ impl TermMatcher {
                 .iter()
                 .map(|name| Normalizer.normalize(name)),
         );
+    }
 
-        for (field, text) in event.text_fields() {
-            if text.is_empty() {
+    /// Adds a finding for every banned term in one field, given its normalised form.
+    pub fn scan_field(
+        &self,
+        field: FieldName<'_>,
+        original: &str,
+        normalized: &Normalized,
+        seller_licences: &[String],
+        out: &mut Vec<Finding>,
+    ) {
+        for found in self.find_normalized(original, normalized) {
+            let rule = found.rule;
+            let gated = !rule.licences_normalized.is_empty();
+            if gated && holds_any(seller_licences, &rule.licences_normalized) {
                 continue;
             }
-            Normalizer.normalize_into(text, &mut scratch.normalized);
-            let normalized = &scratch.normalized;
-            for found in self.find_normalized(normalized) {
-                let rule = found.rule;
-                let gated = !rule.licences_normalized.is_empty();
-                if gated && holds_any(&scratch.seller_licences, &rule.licences_normalized) {
-                    continue;
-                }
-                let (kind, evidence) = if gated {
-                    let evidence = serde_json::json!({ "requires_any_of": rule.licences });
-                    (Kind::Licence, Some(evidence))
-                } else {
-                    (rule.kind, None)
-                };
-                out.push(Finding {
-                    kind,
-                    rule: rule.id.clone(),
-                    field: field.to_string(),
-                    start: found.start,
-                    end: found.end,
-                    text: normalized
-                        .original_text(text, found.start, found.end)
-                        .to_owned(),
-                    action: rule.action,
-                    points: rule.points,
-                    evidence,
-                });
-            }
+            let (kind, evidence) = if gated {
+                let evidence = serde_json::json!({ "requires_any_of": rule.licences });
+                (Kind::Licence, Some(evidence))
+            } else {
+                (rule.kind, None)
+            };
+            out.push(Finding {
+                kind,
+                rule: rule.id.clone(),
+                field: field.to_string(),
+                start: found.start,
+                end: found.end,
+                text: original[found.byte_start..found.byte_end].to_owned(),
+                action: rule.action,
+                points: rule.points,
+                evidence,
+            });
         }
     }
 
@@ -161,18 +180,21 @@ impl TermMatcher {
     pub fn find(&self, text: &str) -> Vec<TermMatch<'_>> {
         let mut normalized = Normalized::default();
         Normalizer.normalize_into(text, &mut normalized);
-        self.find_normalized(&normalized).collect()
+        self.find_normalized(text, &normalized).collect()
     }
 
     fn find_normalized<'s, 'n>(
         &'s self,
+        original: &'n str,
         normalized: &'n Normalized,
     ) -> impl Iterator<Item = TermMatch<'s>> + use<'s, 'n> {
         let text = normalized.text();
         self.packs.iter().flat_map(move |pack| {
             pack.automaton
                 .leftmost_find_iter(text)
-                .filter_map(move |m| pack.accept(normalized, m.start(), m.end(), m.value()))
+                .filter_map(move |m| {
+                    pack.accept(original, normalized, m.start(), m.end(), m.value())
+                })
         })
     }
 
@@ -190,6 +212,7 @@ impl CompiledPack {
     /// word boundary or a context exception says it does not count.
     fn accept<'s>(
         &'s self,
+        original: &str,
         normalized: &Normalized,
         byte_start: usize,
         byte_end: usize,
@@ -204,19 +227,6 @@ impl CompiledPack {
         else {
             return None;
         };
-        let (start, end) = normalized.original_span(byte_start, byte_end);
-
-        let continues = |index: Option<usize>| {
-            index
-                .and_then(|i| normalized.mapped_char(i))
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-        };
-        if left_boundary && continues(start.checked_sub(1)) {
-            return None;
-        }
-        if right_boundary && continues(Some(end)) {
-            return None;
-        }
         if let Some(context) = context {
             let after = &normalized.text()[byte_end..];
             if self.contexts[context as usize]
@@ -227,11 +237,19 @@ impl CompiledPack {
             }
         }
 
+        let located = normalized.locate(original, byte_start, byte_end);
+        if (left_boundary && located.before.is_some())
+            || (right_boundary && located.after.is_some())
+        {
+            return None;
+        }
         Some(TermMatch {
             pack: self.pack,
             rule: &self.rules[rule as usize],
-            start,
-            end,
+            start: located.start,
+            end: located.end,
+            byte_start: located.byte_start,
+            byte_end: located.byte_end,
         })
     }
 }
@@ -333,6 +351,7 @@ reason = "r"
             "fibres.tsv",
             "standard\tsynonyms\tenglish\tcodes\n棉\t全棉,纯棉\tcotton\tC\n聚酯纤维\t涤纶\tpolyester\tT\n",
         );
+        write("listing.toml", include_str!("../../rules/listing.toml"));
         let rules = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         (dir, rules)
     }

@@ -9,8 +9,10 @@
 //! - `prohibited.toml`: handbook 3.3, the five tiers of prohibited goods;
 //! - `adlaw.toml`: handbook 3.4, the Advertising-Law word classes;
 //! - `allow.toml`: ordinary words that contain a banned one, and context exceptions;
-//! - `fibres.tsv`: fibre names, used by the exceptions (100% + a fibre is a content label).
+//! - `fibres.tsv`: fibre names, used by the exceptions (100% + a fibre is a content label);
+//! - `listing.toml`: handbook 3.1, what each listing-violation check costs.
 
+mod listing;
 mod terms;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use listing::{ListingRule, ListingRules};
 pub use terms::{ContextRule, Pack, PackRules, TermRule, TermRules};
 
 /// One thing wrong with the rule files, located for the person who has to fix it.
@@ -62,6 +65,7 @@ pub struct RuleSet {
     pub version: String,
     pub dir: PathBuf,
     pub terms: TermRules,
+    pub listing: ListingRules,
 }
 
 impl RuleSet {
@@ -80,12 +84,14 @@ impl RuleSet {
             }
         };
         let terms = TermRules::load(dir, &mut problems);
+        let listing = ListingRules::load(dir, &mut problems);
 
         if problems.is_empty() {
             Ok(RuleSet {
                 version,
                 dir: dir.to_owned(),
                 terms,
+                listing,
             })
         } else {
             Err(InvalidRules {
