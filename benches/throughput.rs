@@ -19,6 +19,10 @@ use loomguard::rules::RuleSet;
 use loomguard::sink::{Output, OutputWriter};
 use loomguard::source::Input;
 
+// The same allocator as the binary, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `cargo bench` passes `--bench`; only plain numbers are ours.
     let numbers: Vec<u64> = std::env::args()

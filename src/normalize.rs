@@ -88,20 +88,58 @@ pub struct Normalizer;
 
 impl Normalizer {
     /// Normalises `original` into `out`, reusing its buffer.
+    ///
+    /// This runs over every byte of every listing, so it walks bytes rather than chars: ASCII
+    /// is handled inline, two- and three-byte characters are decoded by hand and looked up in
+    /// the table, and a character that normalises to itself is pushed as it is.
     pub fn normalize_into(&self, original: &str, out: &mut Normalized) {
         out.text.clear();
         out.text.reserve(original.len());
-        for c in original.chars() {
-            match normalize_char(c) {
-                Normal::Char(n) => out.text.push(n),
-                Normal::Number(value) => {
-                    if value >= 10 {
-                        out.text.push(char::from(b'0' + value / 10));
-                    }
-                    out.text.push(char::from(b'0' + value % 10));
+        let table = bmp_table();
+        let bytes = original.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b0 = bytes[i];
+            if b0 < 0x80 {
+                match b0 {
+                    b'a'..=b'z' | b'0'..=b'9' | b'%' => out.text.push(b0 as char),
+                    b'A'..=b'Z' => out.text.push(b0.to_ascii_lowercase() as char),
+                    _ => {}
                 }
-                Normal::Dropped => {}
+                i += 1;
+                continue;
             }
+            // `original` is valid UTF-8, so the lead byte says how long the character is and
+            // its continuation bytes are there.
+            let (code, len) = match b0 {
+                0xC0..=0xDF => (
+                    (u32::from(b0 & 0x1F) << 6) | u32::from(bytes[i + 1] & 0x3F),
+                    2,
+                ),
+                0xE0..=0xEF => (
+                    (u32::from(b0 & 0x0F) << 12)
+                        | (u32::from(bytes[i + 1] & 0x3F) << 6)
+                        | u32::from(bytes[i + 2] & 0x3F),
+                    3,
+                ),
+                _ => {
+                    // Outside the Basic Multilingual Plane: rare enough to take the slow path.
+                    let c = original[i..].chars().next().unwrap_or('\0');
+                    push_normal(&mut out.text, normalize_slow(c));
+                    i += c.len_utf8().max(1);
+                    continue;
+                }
+            };
+            let mapped = table[code as usize];
+            if mapped == code {
+                // Pushing the char encodes it inline; copying the three bytes would call memcpy.
+                if let Some(c) = char::from_u32(code) {
+                    out.text.push(c);
+                }
+            } else {
+                push_normal(&mut out.text, decode_normal(mapped));
+            }
+            i += len;
         }
     }
 
@@ -142,8 +180,10 @@ impl Normal {
     }
 }
 
-/// All four steps for one character. ASCII and the CJK ideographs, nearly all of a listing,
-/// take a short path that avoids the Unicode property tables.
+/// All four steps for one character: ASCII inline, the rest of the Basic Multilingual Plane
+/// (where nearly every character of a listing lives) by one lookup in a table computed once
+/// by [`normalize_slow`], other planes by computing.
+#[inline]
 fn normalize_char(c: char) -> Normal {
     if c.is_ascii() {
         return match c {
@@ -152,17 +192,63 @@ fn normalize_char(c: char) -> Normal {
             _ => Normal::Dropped,
         };
     }
-    // CJK symbols and punctuation (、。「」…), except 〇, never count.
-    if matches!(c as u32, 0x3000..=0x3006 | 0x3008..=0x303F) {
-        return Normal::Dropped;
+    match bmp_table().get(c as usize) {
+        Some(&code) => decode_normal(code),
+        None => normalize_slow(c),
     }
+}
+
+fn push_normal(text: &mut String, normal: Normal) {
+    match normal {
+        Normal::Char(n) => text.push(n),
+        Normal::Number(value) => {
+            if value >= 10 {
+                text.push(char::from(b'0' + value / 10));
+            }
+            text.push(char::from(b'0' + value % 10));
+        }
+        Normal::Dropped => {}
+    }
+}
+
+/// Table codes: a character, a number tagged with the top bit, or `DROPPED`.
+const DROPPED: u32 = u32::MAX;
+const NUMBER: u32 = 1 << 31;
+
+fn decode_normal(code: u32) -> Normal {
+    if code == DROPPED {
+        Normal::Dropped
+    } else if code & NUMBER != 0 {
+        Normal::Number((code & 0xff) as u8)
+    } else {
+        // Codes are only ever made from chars by `bmp_table`.
+        char::from_u32(code).map_or(Normal::Dropped, Normal::Char)
+    }
+}
+
+fn bmp_table() -> &'static [u32] {
+    static TABLE: OnceLock<Vec<u32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=0xFFFFu32)
+            .map(|code| match char::from_u32(code).map(normalize_slow) {
+                Some(Normal::Char(c)) => c as u32,
+                Some(Normal::Number(value)) => NUMBER | u32::from(value),
+                Some(Normal::Dropped) | None => DROPPED,
+            })
+            .collect()
+    })
+}
+
+fn normalize_slow(c: char) -> Normal {
     let folded = fold(c);
     if let Some(value) = digit_value(folded) {
         return Normal::Number(value);
     }
-    let ideograph = matches!(folded as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF);
-    if ideograph
-        || folded.is_ascii_alphanumeric()
+    // CJK symbols and punctuation (、。「」…) never count; 〇 was taken as a digit above.
+    if matches!(folded as u32, 0x3000..=0x303F) {
+        return Normal::Dropped;
+    }
+    if folded.is_ascii_alphanumeric()
         || folded == '%'
         || (!folded.is_ascii() && folded.is_alphanumeric())
     {

@@ -98,6 +98,7 @@ impl TermMatcher {
 
             let automaton = CharwiseDoubleArrayAhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .use_prefilter(false)
                 .build_with_values(patterns)
                 .map_err(|err| BuildError {
                     what: format!("{} automaton", pack.pack.name()),
