@@ -98,3 +98,67 @@ fn every_table_case_gives_its_rule_and_span() {
         failures.join("\n")
     );
 }
+
+/// The table covers the rule files: a firing case for every item and class that has terms, a
+/// passing case for every allow-list entry and every context exception.
+#[test]
+fn the_table_covers_every_rule_allow_entry_and_exception() {
+    use loomguard::normalize::Normalizer;
+    use toml::Value;
+
+    let read = |name: &str| -> Value {
+        toml::from_str(&std::fs::read_to_string(common::repo().join("rules").join(name)).unwrap())
+            .unwrap()
+    };
+    let table: Table =
+        toml::from_str(&std::fs::read_to_string(common::data("term_cases.toml")).unwrap()).unwrap();
+    let expected: std::collections::BTreeSet<&str> =
+        table.case.iter().map(|c| c.expect.as_str()).collect();
+    let passing: Vec<String> = table
+        .case
+        .iter()
+        .filter(|c| c.expect == "pass")
+        .map(|c| Normalizer.normalize(&c.text))
+        .collect();
+    let passes_with = |terms: &[Value]| {
+        terms.iter().any(|t| {
+            let term = Normalizer.normalize(t.as_str().unwrap());
+            passing.iter().any(|p| p.contains(&term))
+        })
+    };
+
+    let mut missing = Vec::new();
+    let prohibited = read("prohibited.toml");
+    for item in prohibited["item"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let has_terms = item
+            .get("terms")
+            .and_then(Value::as_array)
+            .is_some_and(|t| !t.is_empty());
+        if has_terms && !expected.contains(id) {
+            missing.push(format!("no firing case for {id}"));
+        }
+    }
+    for class in read("adlaw.toml")["class"].as_array().unwrap() {
+        let id = class["id"].as_str().unwrap();
+        if !expected.contains(id) {
+            missing.push(format!("no firing case for {id}"));
+        }
+    }
+    let allow = read("allow.toml");
+    for (n, entry) in allow["allow"].as_array().unwrap().iter().enumerate() {
+        if !passes_with(entry["terms"].as_array().unwrap()) {
+            missing.push(format!(
+                "no passing case for allow entry {} ({:?})",
+                n + 1,
+                entry["reason"]
+            ));
+        }
+    }
+    for context in allow["context"].as_array().unwrap() {
+        if !passes_with(context["terms"].as_array().unwrap()) {
+            missing.push(format!("no passing case for context {}", context["id"]));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
