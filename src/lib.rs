@@ -13,13 +13,14 @@
 //!   └── pipeline: threads, batches and order around all of it
 //! ```
 //!
-//! - [`source`]: where events come from (JSON lines from a file or stdin).
+//! - [`source`]: where events come from (JSON lines from a file or stdin, or a Kafka topic).
 //! - [`decode`]: bytes to a typed [`contract::ListingEvent`], or a dead-letter reason.
 //! - [`checks`]: one module per check, each a function of an event and the rules.
 //! - [`decide`]: findings to one [`contract::Decision`].
-//! - [`sink`]: where decisions and dead letters go.
+//! - [`sink`]: where decisions and dead letters go (files, or Kafka topics).
 //! - [`moderator`]: one record through decode, checks and decide.
 //! - [`pipeline`]: the main job over files, in parallel and in input order.
+//! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once.
 //! - [`contract`]: the JSON shapes shared with the rest of the platform.
 //! - [`rules`]: loading and validating the rule files under `rules/`.
 //! - [`normalize`]: the text normalisation the term matchers rely on.
@@ -38,3 +39,4 @@ pub mod pipeline;
 pub mod rules;
 pub mod sink;
 pub mod source;
+pub mod worker;

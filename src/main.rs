@@ -12,7 +12,9 @@ use loomguard::moderator::Moderator;
 use loomguard::pipeline::{run_files, FileRun};
 use loomguard::rules::RuleSet;
 use loomguard::sink::Output;
+use loomguard::source::kafka::KafkaConfig;
 use loomguard::source::Input;
+use loomguard::worker::KafkaRun;
 
 /// Moderates supplier listings of a B2B textile marketplace.
 #[derive(Parser)]
@@ -41,7 +43,7 @@ enum SummaryFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Decide every listing event of a JSON-lines input.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
@@ -78,8 +80,15 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// JSON-lines listing events: a path, or `-` for stdin.
-    #[arg(long, env = "LOOMGUARD_INPUT")]
-    input: String,
+    #[arg(
+        long,
+        env = "LOOMGUARD_INPUT",
+        required_unless_present = "brokers",
+        conflicts_with = "brokers"
+    )]
+    input: Option<String>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// Decisions, one JSON object per line: a path, or `-` for stdout.
     #[arg(long, default_value = "-", env = "LOOMGUARD_OUTPUT")]
     output: String,
@@ -106,6 +115,48 @@ struct RunArgs {
     no_progress: bool,
 }
 
+/// Kafka mode: consume listing events from a topic and produce decisions to another.
+#[derive(clap::Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, `host:port,host:port`; runs in Kafka mode instead of on files.
+    #[arg(long, env = "LOOMGUARD_BROKERS")]
+    brokers: Option<String>,
+    #[arg(long, default_value = "loomguard", env = "LOOMGUARD_GROUP_ID")]
+    group_id: String,
+    #[arg(long, default_value = "listing-events", env = "LOOMGUARD_INPUT_TOPIC")]
+    input_topic: String,
+    #[arg(
+        long,
+        default_value = "moderation-decisions",
+        env = "LOOMGUARD_OUTPUT_TOPIC"
+    )]
+    output_topic: String,
+    #[arg(
+        long,
+        default_value = "moderation-dead-letter",
+        env = "LOOMGUARD_DEAD_LETTER_TOPIC"
+    )]
+    dead_letter_topic: String,
+    /// A librdkafka property for both clients, `key=value` (TLS, SASL, timeouts); repeatable.
+    #[arg(long = "kafka-property", value_parser = parse_property)]
+    kafka_properties: Vec<(String, String)>,
+    /// Milliseconds a batch waits for more messages after its first.
+    #[arg(long, default_value_t = 20)]
+    linger_ms: u64,
+    /// Seconds allowed after SIGTERM or SIGINT to finish, flush and commit.
+    #[arg(long, default_value_t = 30, env = "LOOMGUARD_SHUTDOWN_SECONDS")]
+    shutdown_seconds: u64,
+}
+
+fn parse_property(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected key=value, got {arg:?}")),
+    }
+}
+
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Report every problem in the rule files, with file and line.
@@ -128,7 +179,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
 
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(&dir),
@@ -182,25 +233,61 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the worker threads")?;
     }
     let moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
+    let max_record_bytes = usize::try_from(args.max_event_bytes).unwrap_or(usize::MAX);
 
-    let run = FileRun {
-        input: Input::parse(&args.input),
-        output: Output::parse(&args.output),
-        dead_letter: args
-            .dead_letter
-            .as_deref()
-            .map_or(Output::Stderr, Output::parse),
-        batch_records: args.batch.max(1),
-        batch_bytes: 32 * 1024 * 1024,
-        max_record_bytes: usize::try_from(args.max_event_bytes).unwrap_or(usize::MAX),
-        progress: !args.no_progress,
+    let summary = match (&args.kafka.brokers, &args.input) {
+        (Some(brokers), _) => run_kafka(&args, brokers, moderator, max_record_bytes)?,
+        (None, Some(input)) => run_files(
+            &FileRun {
+                input: Input::parse(input),
+                output: Output::parse(&args.output),
+                dead_letter: args
+                    .dead_letter
+                    .as_deref()
+                    .map_or(Output::Stderr, Output::parse),
+                batch_records: args.batch.max(1),
+                batch_bytes: 32 * 1024 * 1024,
+                max_record_bytes,
+                progress: !args.no_progress,
+            },
+            &moderator,
+        )?,
+        (None, None) => anyhow::bail!("give --input or --brokers"),
     };
-    let summary = run_files(&run, &moderator)?;
     match args.summary {
         SummaryFormat::Text => eprintln!("{summary}"),
         SummaryFormat::Json => eprintln!("{}", serde_json::to_string(&summary)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_kafka(
+    args: &RunArgs,
+    brokers: &str,
+    moderator: Moderator,
+    max_record_bytes: usize,
+) -> anyhow::Result<loomguard::pipeline::Summary> {
+    let kafka = &args.kafka;
+    let run = KafkaRun {
+        config: KafkaConfig {
+            brokers: brokers.to_owned(),
+            group_id: kafka.group_id.clone(),
+            input_topic: kafka.input_topic.clone(),
+            output_topic: kafka.output_topic.clone(),
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            properties: kafka.kafka_properties.clone(),
+        },
+        batch_records: args.batch.max(1),
+        linger: std::time::Duration::from_millis(kafka.linger_ms),
+        max_record_bytes,
+        shutdown_deadline: std::time::Duration::from_secs(kafka.shutdown_seconds),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(loomguard::worker::run_kafka(run, Arc::new(moderator)))?)
 }
 
 fn rules_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -16,8 +16,10 @@ use crate::rules::RuleSet;
 /// What became of one input record, already encoded as a JSON line.
 #[derive(Debug)]
 pub enum Outcome {
+    /// `key` is the listing id, which decisions are keyed by.
     Decision {
         action: Action,
+        key: String,
         line: Vec<u8>,
     },
     DeadLetter {
@@ -76,7 +78,7 @@ impl Moderator {
         &self,
         kept: &[u8],
         total_len: u64,
-        position: &dyn Fn() -> SourcePosition,
+        position: &(dyn Fn() -> SourcePosition + Sync),
         scratch: &mut Scratch,
         now: &str,
     ) -> Prepared {
@@ -148,6 +150,7 @@ impl Moderator {
                 Outcome::Decision {
                     action: decision.action,
                     line: encode_line(&decision),
+                    key: decision.listing_id,
                 }
             }
             Prepared::Dead { reason, line } => Outcome::DeadLetter { reason, line },

@@ -56,7 +56,8 @@ impl Summary {
         self.dead_letters.values().sum()
     }
 
-    fn count(&mut self, outcome: &Outcome) {
+    /// Counts one outcome.
+    pub fn count(&mut self, outcome: &Outcome) {
         self.events += 1;
         match outcome {
             Outcome::Decision { action, .. } => *self.decisions.entry(*action).or_default() += 1,
@@ -102,23 +103,27 @@ pub trait Stages: Sync {
 }
 
 /// One record as a source read it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Record<'a> {
+    /// What the source kept of the record: all of it unless it was over the size limit.
     pub kept: &'a [u8],
     pub total_len: u64,
-    pub file: &'a str,
-    pub line: u64,
+    /// Where it came from; only computed for dead letters.
+    pub position: &'a (dyn Fn() -> SourcePosition + Sync),
 }
 
 impl Stages for Moderator {
     type Item = Prepared;
 
     fn prepare(&self, record: Record<'_>, scratch: &mut Scratch, now: &str) -> Prepared {
-        let position = || SourcePosition::File {
-            file: record.file.to_owned(),
-            line: record.line,
-        };
-        Moderator::prepare(self, record.kept, record.total_len, &position, scratch, now)
+        Moderator::prepare(
+            self,
+            record.kept,
+            record.total_len,
+            record.position,
+            scratch,
+            now,
+        )
     }
 
     fn observe(&self, batch: &mut [Prepared]) {
@@ -143,6 +148,7 @@ impl Stages for Ceiling {
                 line.push(b'\n');
                 Outcome::Decision {
                     action: Action::Pass,
+                    key: decoded.event.listing.id,
                     line,
                 }
             }
@@ -240,24 +246,19 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
 
         for batch in batch_rx {
             let now = timestamp(OffsetDateTime::now_utc());
-            let mut items: Vec<S::Item> = batch
-                .records
-                .par_iter()
-                .map_init(Scratch::default, |scratch, meta| {
-                    let record = Record {
-                        kept: batch.bytes(meta),
-                        total_len: meta.total_len,
-                        file: &input_name,
-                        line: meta.line,
-                    };
-                    stages.prepare(record, scratch, &now)
-                })
-                .collect();
-            stages.observe(&mut items);
-            let outcomes: Vec<Outcome> = items
-                .into_par_iter()
-                .map(|item| stages.finish(item, &now))
-                .collect();
+            let outcomes = process_batch(stages, batch.records.len(), &now, |index, scratch| {
+                let meta = &batch.records[index];
+                let position = || SourcePosition::File {
+                    file: input_name.clone(),
+                    line: meta.line,
+                };
+                let record = Record {
+                    kept: batch.bytes(meta),
+                    total_len: meta.total_len,
+                    position: &position,
+                };
+                stages.prepare(record, scratch, &now)
+            });
             if done_tx.send(outcomes).is_err() {
                 break;
             }
@@ -277,6 +278,24 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
         peak_rss_bytes: peak_rss_bytes(),
         ..summary
     })
+}
+
+/// Takes one batch of `len` records through the stages and returns their outcomes in order:
+/// `prepare(index, scratch)` prepares record `index` on a rayon worker.
+pub fn process_batch<S, P>(stages: &S, len: usize, now: &str, prepare: P) -> Vec<Outcome>
+where
+    S: Stages,
+    P: Fn(usize, &mut Scratch) -> S::Item + Sync,
+{
+    let mut items: Vec<S::Item> = (0..len)
+        .into_par_iter()
+        .map_init(Scratch::default, |scratch, index| prepare(index, scratch))
+        .collect();
+    stages.observe(&mut items);
+    items
+        .into_par_iter()
+        .map(|item| stages.finish(item, now))
+        .collect()
 }
 
 fn join<T>(result: std::thread::Result<io::Result<T>>) -> io::Result<T> {

@@ -1,0 +1,50 @@
+//! Decisions and dead letters to Kafka topics.
+//!
+//! The producer is idempotent with `acks=all`, so a retried send never duplicates or
+//! reorders a partition's records. Decisions are keyed by listing id (one listing's decisions
+//! stay in order on one partition) and carry the source position in headers, so that a
+//! consumer can drop the redeliveries at-least-once implies.
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+
+use crate::source::kafka::{KafkaConfig, WorkerContext};
+
+/// Header names on every decision and dead letter.
+pub const HEADER_SOURCE_TOPIC: &str = "loomguard-source-topic";
+pub const HEADER_SOURCE_PARTITION: &str = "loomguard-source-partition";
+pub const HEADER_SOURCE_OFFSET: &str = "loomguard-source-offset";
+
+pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer<WorkerContext>> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set_log_level(RDKafkaLogLevel::Info);
+    for (key, value) in &config.properties {
+        client.set(key, value);
+    }
+    client.create_with_context(WorkerContext)
+}
+
+/// The source position of a record, as headers.
+pub fn source_headers(topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(3)
+        .insert(Header {
+            key: HEADER_SOURCE_TOPIC,
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: HEADER_SOURCE_PARTITION,
+            value: Some(&partition.to_string()),
+        })
+        .insert(Header {
+            key: HEADER_SOURCE_OFFSET,
+            value: Some(&offset.to_string()),
+        })
+}

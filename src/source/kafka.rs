@@ -1,0 +1,100 @@
+//! Listing events from a Kafka topic: one member of a consumer group that stores offsets only
+//! when told to.
+//!
+//! Auto-commit stays on but auto-store is off: librdkafka commits, periodically and on
+//! revoke, only offsets the worker has stored, and the worker stores an offset only after the
+//! broker acknowledged the decisions of that message and every earlier one of its partition.
+//! That is what makes the pipeline at-least-once.
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+
+/// Where a worker connects and what it reads and writes. Defaults are the platform's topic
+/// names from DESIGN.md.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port,host:port`.
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topic: String,
+    pub output_topic: String,
+    pub dead_letter_topic: String,
+    /// librdkafka properties passed through to both clients (TLS, SASL, timeouts …); they
+    /// override loomguard's own settings.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Routes librdkafka's logs and errors into `tracing` and commits on revoke.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerContext;
+
+impl ClientContext for WorkerContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::debug!(facility, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::trace!(facility, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, "kafka client error: {reason}");
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Everything stored so far has acknowledged decisions; commit it before another
+            // member takes the partitions over, so that it starts where this one stopped.
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(%error, "nothing to commit on revoke");
+            }
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned")
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
+/// A consumer subscribed to the input topic.
+pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContext>> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // librdkafka's prefetch queue is the only buffer before the worker's own batch:
+        // bound it so that a topic with millions of unread events costs no more memory.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("session.timeout.ms", "10000")
+        .set_log_level(RDKafkaLogLevel::Info);
+    for (key, value) in &config.properties {
+        client.set(key, value);
+    }
+    let consumer: StreamConsumer<WorkerContext> = client.create_with_context(WorkerContext)?;
+    consumer.subscribe(&[&config.input_topic])?;
+    Ok(consumer)
+}

@@ -1,0 +1,282 @@
+//! The Kafka worker: consume a batch, decide it, produce the results, wait for the broker's
+//! acknowledgement, and only then store the batch's offsets.
+//!
+//! Batches keep the ordering argument simple: every message of a batch has its decision or
+//! dead letter acknowledged before any of the batch's offsets is stored, so a stored offset
+//! never passes a message whose result could still be lost. Per partition, the results are
+//! produced in offset order through an idempotent producer, which keeps them in that order.
+//! Memory is bounded by one batch plus librdkafka's bounded queues.
+//!
+//! On SIGTERM or SIGINT the worker stops fetching, finishes the batch it holds, flushes the
+//! producer, commits and exits, within the shutdown deadline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use time::OffsetDateTime;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::contract::SourcePosition;
+use crate::moderator::{timestamp, Moderator, Outcome};
+use crate::pipeline::{process_batch, Record, Stages, Summary};
+use crate::sink::kafka::{producer, source_headers};
+use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
+
+/// A Kafka run.
+#[derive(Debug, Clone)]
+pub struct KafkaRun {
+    pub config: KafkaConfig,
+    /// Messages per batch at most.
+    pub batch_records: usize,
+    /// How long a batch waits for more messages after its first.
+    pub linger: Duration,
+    /// Bytes of a message kept for its dead letter when it is over the size limit.
+    pub max_record_bytes: usize,
+    /// Time allowed, after a stop signal, to finish the batch, flush and commit.
+    pub shutdown_deadline: Duration,
+}
+
+/// Why a worker stopped other than by a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot start the Kafka clients: {0}")]
+    Start(#[source] KafkaError),
+    #[error("the broker did not acknowledge a result ({0}); offsets from this batch on stay uncommitted and will be decided again")]
+    Delivery(#[source] KafkaError),
+    #[error("cannot listen for stop signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// One consumed message, copied out of librdkafka's buffer.
+struct Consumed {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    kept: Vec<u8>,
+    total_len: u64,
+}
+
+/// Runs until a stop signal, then drains and returns what it did.
+pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
+    let started = Instant::now();
+    let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
+    let producer = producer(&run.config).map_err(WorkerError::Start)?;
+    let stop = stop_signal()?;
+    tracing::info!(
+        brokers = %run.config.brokers,
+        group = %run.config.group_id,
+        input = %run.config.input_topic,
+        "worker started"
+    );
+
+    let mut summary = Summary::default();
+    let result = async {
+        loop {
+            let batch = next_batch(&consumer, &run, stop.clone()).await;
+            if !batch.is_empty() {
+                let outcomes = decide_batch(&moderator, &batch);
+                produce(&producer, &run.config, &batch, &outcomes).await?;
+                store_offsets(&consumer, &batch);
+                for outcome in &outcomes {
+                    summary.count(outcome);
+                }
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+
+    // Drain: whatever was acknowledged gets committed, also after a delivery error.
+    tracing::info!("stopping: flushing and committing");
+    let deadline = run.shutdown_deadline;
+    if let Err(error) = rdkafka::producer::Producer::flush(&producer, deadline) {
+        tracing::warn!(%error, "producer did not flush within the deadline");
+    }
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(%error, "nothing to commit at shutdown");
+    }
+    result?;
+
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Summary {
+        seconds,
+        events_per_second: summary.events as f64 / seconds.max(f64::EPSILON),
+        peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
+        ..summary
+    })
+}
+
+/// A watch that turns true on SIGTERM or SIGINT.
+fn stop_signal() -> Result<watch::Receiver<bool>, WorkerError> {
+    let mut terminate = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("stop signal received");
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+/// Waits for a first message, then takes more until the batch is full or has lingered long
+/// enough; returns early, possibly empty, when a stop signal arrives.
+async fn next_batch(
+    consumer: &StreamConsumer<WorkerContext>,
+    run: &KafkaRun,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<Consumed> {
+    let mut batch = Vec::with_capacity(run.batch_records);
+    let mut topics: BTreeMap<String, Arc<str>> = BTreeMap::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    while batch.len() < run.batch_records && !*stop.borrow() {
+        let linger = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let message = tokio::select! {
+            message = consumer.recv() => message,
+            _ = linger => break,
+            _ = stop.changed() => break,
+        };
+        match message {
+            Ok(message) => {
+                let payload = message.payload().unwrap_or_default();
+                let topic = topics
+                    .entry(message.topic().to_owned())
+                    .or_insert_with(|| Arc::from(message.topic()))
+                    .clone();
+                batch.push(Consumed {
+                    topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    kept: payload[..payload.len().min(run.max_record_bytes)].to_vec(),
+                    total_len: payload.len() as u64,
+                });
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + run.linger);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot fetch from the input topic; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    batch
+}
+
+/// Decides a batch on the rayon workers; the tokio thread waits, as there is nothing else
+/// for it to do until the results exist.
+fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
+    let now = timestamp(OffsetDateTime::now_utc());
+    tokio::task::block_in_place(|| {
+        process_batch(moderator, batch.len(), &now, |index, scratch| {
+            let message = &batch[index];
+            let position = || SourcePosition::Kafka {
+                topic: message.topic.to_string(),
+                partition: message.partition,
+                offset: message.offset,
+            };
+            let record = Record {
+                kept: &message.kept,
+                total_len: message.total_len,
+                position: &position,
+            };
+            Stages::prepare(moderator, record, scratch, &now)
+        })
+    })
+}
+
+/// Sends every result of a batch and waits until the broker acknowledged all of them.
+async fn produce(
+    producer: &FutureProducer<WorkerContext>,
+    config: &KafkaConfig,
+    batch: &[Consumed],
+    outcomes: &[Outcome],
+) -> Result<(), WorkerError> {
+    let mut deliveries = Vec::with_capacity(outcomes.len());
+    for (message, outcome) in batch.iter().zip(outcomes) {
+        let headers = source_headers(&message.topic, message.partition, message.offset);
+        let (topic, key, line): (&str, &[u8], &[u8]) = match outcome {
+            Outcome::Decision { key, line, .. } => (&config.output_topic, key.as_bytes(), line),
+            Outcome::DeadLetter { line, .. } => (
+                &config.dead_letter_topic,
+                message.key.as_deref().unwrap_or_default(),
+                line,
+            ),
+        };
+        let payload = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The producer's queue is bounded; wait for the oldest send to finish.
+                    record = back;
+                    if let Some(oldest) = (!deliveries.is_empty()).then(|| deliveries.remove(0)) {
+                        acknowledge(oldest.await)?;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                Err((error, _)) => return Err(WorkerError::Delivery(error)),
+            }
+        }
+    }
+    for delivery in deliveries {
+        acknowledge(delivery.await)?;
+    }
+    Ok(())
+}
+
+/// The broker's answer to one send; a dropped delivery (the producer went away) is a failure.
+fn acknowledge<Dropped>(
+    delivery: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Dropped>,
+) -> Result<(), WorkerError> {
+    match delivery {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(WorkerError::Delivery(error)),
+        Err(_) => Err(WorkerError::Delivery(KafkaError::Canceled)),
+    }
+}
+
+/// Stores, per partition, the offset after the batch's last message.
+fn store_offsets(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = next.entry((&message.topic, message.partition)).or_insert(0);
+        *entry = (*entry).max(message.offset + 1);
+    }
+    let mut offsets = TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(%error, topic, partition, "cannot record an offset");
+        }
+    }
+    // A partition revoked while its batch was decided can no longer be stored; its new owner
+    // decides those messages again, which at-least-once allows.
+    if let Err(error) = consumer.store_offsets(&offsets) {
+        tracing::debug!(%error, "offsets of revoked partitions not stored");
+    }
+}

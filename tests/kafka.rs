@@ -1,0 +1,421 @@
+//! Kafka mode against a real broker: `LOOMGUARD_TEST_BROKERS=host:port` names it (CI starts
+//! one with .ci/kafka/start). Without it these tests say so and pass without running.
+//!
+//! Each test makes its own topics and consumer group, runs `loomguard run --brokers …` as a
+//! child process the way an operator would, and reads the decision topic back.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::Value;
+
+fn brokers() -> Option<String> {
+    let brokers = std::env::var("LOOMGUARD_TEST_BROKERS")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if brokers.is_none() {
+        eprintln!("skipped: set LOOMGUARD_TEST_BROKERS=host:port to run the Kafka tests (.ci/kafka/start starts a broker)");
+    }
+    brokers
+}
+
+/// Topic and group names no other test run uses.
+struct Names {
+    input: String,
+    output: String,
+    dead: String,
+    group: String,
+}
+
+fn names(test: &str) -> Names {
+    let unique = format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    Names {
+        input: format!("in-{unique}"),
+        output: format!("out-{unique}"),
+        dead: format!("dead-{unique}"),
+        group: format!("group-{unique}"),
+    }
+}
+
+fn create_topics(brokers: &str, names: &Names) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topics = [
+        NewTopic::new(&names.input, 4, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.output, 4, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.dead, 1, TopicReplication::Fixed(1)),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .expect("the broker answers");
+    for result in results {
+        result.expect("the topic is created");
+    }
+}
+
+/// An upsert of `listing` (version `version`) by `seller`.
+fn event(id: &str, seller: &str, listing: &str, version: u64, title: &str) -> String {
+    serde_json::json!({
+        "schema": "listing-event/v1", "event_id": id, "op": "upsert",
+        "occurred_at": "2026-12-02T09:15:00+08:00",
+        "seller": {"id": seller, "licences": []},
+        "listing": {"id": listing, "version": version, "intent": "supply", "title": title,
+                    "category": ["面料", "棉类面料"], "attributes": {"成分": "100%棉"},
+                    "description": "精梳全棉府绸，布面平整。", "stock": 100, "images": [],
+                    "price": {"amount": 9.6, "currency": "CNY", "unit": "米"}}
+    })
+    .to_string()
+}
+
+/// Produces `(key, payload)` records to `topic` and waits until all are acknowledged.
+fn produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for (key, payload) in records {
+        let mut record = BaseRecord::to(topic)
+            .key(key.as_bytes())
+            .payload(payload.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("the test events are acknowledged");
+}
+
+/// A worker process with its stderr in a file.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start_worker(brokers: &str, names: &Names) -> Worker {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
+        .current_dir(common::repo())
+        .env("LOOMGUARD_LOG", "info")
+        .args([
+            "run",
+            "--brokers",
+            brokers,
+            "--linger-ms",
+            "5",
+            "--batch",
+            "256",
+        ])
+        .args([
+            "--input-topic",
+            &names.input,
+            "--output-topic",
+            &names.output,
+        ])
+        .args([
+            "--dead-letter-topic",
+            &names.dead,
+            "--group-id",
+            &names.group,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("loomguard starts");
+    Worker {
+        child,
+        log,
+        _dir: dir,
+    }
+}
+
+impl Worker {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status and the number of events the summary reports.
+    fn stop(mut self) -> (std::process::ExitStatus, u64, String) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let log = self.log();
+        let events = log
+            .lines()
+            .filter_map(|l| {
+                l.split_once(" events: ")
+                    .map(|(n, _)| n.trim().parse::<u64>())
+            })
+            .next_back()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        (status, events, log)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// A record read back from an output topic.
+struct Read {
+    key: Vec<u8>,
+    value: Value,
+    headers: BTreeMap<String, String>,
+}
+
+/// Reads `topic` from the beginning until it holds results for `wanted` distinct input
+/// messages (redeliveries count once) or `timeout` passes.
+fn read_until(brokers: &str, topic: &str, timeout: Duration, wanted: usize) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let started = Instant::now();
+    let mut read = Vec::new();
+    let mut sources = BTreeSet::new();
+    while started.elapsed() < timeout && sources.len() < wanted {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let headers: BTreeMap<String, String> = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            sources.insert((
+                headers.get("loomguard-source-partition").cloned(),
+                headers.get("loomguard-source-offset").cloned(),
+            ));
+            read.push(Read {
+                key: message.key().unwrap_or_default().to_vec(),
+                value: serde_json::from_slice(message.payload().unwrap_or_default())
+                    .expect("results are JSON"),
+                headers,
+            });
+        }
+    }
+    read
+}
+
+fn event_ids(read: &[Read]) -> BTreeSet<String> {
+    read.iter()
+        .map(|r| r.value["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `count` events over 40 sellers, three versions of each listing in order.
+fn events(count: usize) -> Vec<(String, Vec<u8>)> {
+    (0..count)
+        .map(|n| {
+            // A listing belongs to one seller, and events are keyed by seller.
+            let seller = format!("S{}", (n / 3) % 40);
+            let listing = format!("P{}", n / 3);
+            // Each listing's own title: a seller's listings must not read as duplicates.
+            let title = if n % 10 == 0 {
+                format!("最好的全棉府绸 {listing}")
+            } else {
+                format!("全棉府绸 40s×40s 133×72 {listing}")
+            };
+            let line = event(
+                &format!("e{n}"),
+                &seller,
+                &listing,
+                (n % 3) as u64 + 1,
+                &title,
+            );
+            (seller, line.into_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn every_event_gets_one_decision_keyed_by_listing_and_in_listing_order() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("order");
+    create_topics(&brokers, &names);
+    let worker = start_worker(&brokers, &names);
+    produce(&brokers, &names.input, &events(3000));
+
+    let read = read_until(&brokers, &names.output, Duration::from_secs(90), 3000);
+    let (status, counted, log) = worker.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(read.len(), 3000, "{log}");
+    assert_eq!(event_ids(&read).len(), 3000);
+    assert_eq!(counted, 3000, "{log}");
+
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for record in &read {
+        let listing = record.value["listing_id"].as_str().unwrap();
+        assert_eq!(record.key, listing.as_bytes());
+        assert!(record.headers.contains_key("loomguard-source-offset"));
+        assert_eq!(record.headers["loomguard-source-topic"], names.input);
+        versions
+            .entry(listing.to_owned())
+            .or_default()
+            .push(record.value["listing_version"].as_u64().unwrap());
+        let want = if record.value["event_id"].as_str().unwrap()[1..]
+            .parse::<u64>()
+            .unwrap()
+            % 10
+            == 0
+        {
+            "suppress"
+        } else {
+            "pass"
+        };
+        assert_eq!(record.value["action"], want);
+    }
+    for (listing, seen) in versions {
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{listing}: {seen:?}");
+    }
+}
+
+#[test]
+fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowing() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("poison");
+    create_topics(&brokers, &names);
+    let worker = start_worker(&brokers, &names);
+    let key = "S-poison".to_owned();
+    let mut records = vec![(
+        key.clone(),
+        event("before", "S-poison", "P1", 1, "全棉府绸").into_bytes(),
+    )];
+    records.push((key.clone(), b"{not json".to_vec()));
+    records.push((key.clone(), Vec::new()));
+    records.push((
+        key.clone(),
+        br#"{"schema":"listing-event/v1","event_id":"x"}"#.to_vec(),
+    ));
+    records.push((
+        key.clone(),
+        event("after", "S-poison", "P1", 2, "电击器").into_bytes(),
+    ));
+    produce(&brokers, &names.input, &records);
+
+    let decided = read_until(&brokers, &names.output, Duration::from_secs(60), 2);
+    let dead = read_until(&brokers, &names.dead, Duration::from_secs(30), 3);
+    let (status, _, log) = worker.stop();
+    assert!(status.success(), "{log}");
+
+    let decided: Vec<(&str, &str)> = decided
+        .iter()
+        .map(|r| {
+            (
+                r.value["event_id"].as_str().unwrap(),
+                r.value["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(decided, [("before", "pass"), ("after", "takedown")]);
+    let reasons: Vec<&str> = dead
+        .iter()
+        .map(|r| r.value["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["malformed_json", "empty_line", "missing_field"]);
+    for letter in &dead {
+        assert_eq!(letter.key, key.as_bytes());
+        assert_eq!(letter.value["source"]["topic"], names.input);
+        assert!(letter.value["source"]["offset"].is_i64());
+    }
+}
+
+#[test]
+fn two_workers_in_one_group_share_the_partitions_and_decide_everything() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("pair");
+    create_topics(&brokers, &names);
+    let first = start_worker(&brokers, &names);
+    let second = start_worker(&brokers, &names);
+    // Let both join before the events arrive, so that both get partitions.
+    std::thread::sleep(Duration::from_secs(8));
+    produce(&brokers, &names.input, &events(4000));
+
+    let read = read_until(&brokers, &names.output, Duration::from_secs(90), 4000);
+    let (status_a, events_a, log_a) = first.stop();
+    let (status_b, events_b, log_b) = second.stop();
+    assert!(status_a.success() && status_b.success(), "{log_a}\n{log_b}");
+    assert_eq!(event_ids(&read).len(), 4000, "{log_a}\n{log_b}");
+    assert!(
+        events_a > 0 && events_b > 0,
+        "one worker did all the work: {events_a} / {events_b}"
+    );
+    assert!(events_a + events_b >= 4000);
+}
+
+#[test]
+fn a_worker_killed_mid_stream_loses_nothing_once_another_takes_over() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("kill");
+    create_topics(&brokers, &names);
+    let first = start_worker(&brokers, &names);
+    produce(&brokers, &names.input, &events(20_000));
+
+    // Kill it once it is well into the stream.
+    let early = read_until(&brokers, &names.output, Duration::from_secs(60), 2000);
+    assert!(early.len() >= 2000, "{}", first.log());
+    first.kill();
+
+    let second = start_worker(&brokers, &names);
+    let read = read_until(&brokers, &names.output, Duration::from_secs(120), 20_000);
+    let (status, _, log) = second.stop();
+    assert!(status.success(), "{log}");
+    let decided = event_ids(&read);
+    let missing: Vec<String> = (0..20_000)
+        .map(|n| format!("e{n}"))
+        .filter(|id| !decided.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} events never decided, e.g. {:?}\n{log}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!("redelivered after the kill: {}", read.len() - decided.len());
+}
