@@ -143,6 +143,13 @@ struct KafkaArgs {
     /// Milliseconds a batch waits for more messages after its first.
     #[arg(long, default_value_t = 20)]
     linger_ms: u64,
+    /// Decide in Kafka transactions: results and input offsets commit together, so that a
+    /// `read_committed` reader sees each decision once even across crashes.
+    #[arg(long, env = "LOOMGUARD_EXACTLY_ONCE")]
+    exactly_once: bool,
+    /// The producer's transactional id in exactly-once mode (default: unique per process).
+    #[arg(long, env = "LOOMGUARD_TRANSACTIONAL_ID")]
+    transactional_id: Option<String>,
     /// Seconds allowed after SIGTERM or SIGINT to finish, flush and commit.
     #[arg(long, default_value_t = 30, env = "LOOMGUARD_SHUTDOWN_SECONDS")]
     shutdown_seconds: u64,
@@ -276,6 +283,13 @@ fn run_kafka(
             output_topic: kafka.output_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
             properties: kafka.kafka_properties.clone(),
+            exactly_once: kafka.exactly_once,
+            transactional_id: kafka.transactional_id.clone().unwrap_or_else(|| {
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                format!("{}-{}-{started}", kafka.group_id, std::process::id())
+            }),
         },
         batch_records: args.batch.max(1),
         linger: std::time::Duration::from_millis(kafka.linger_ms),

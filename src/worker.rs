@@ -7,6 +7,11 @@
 //! produced in offset order through an idempotent producer, which keeps them in that order.
 //! Memory is bounded by one batch plus librdkafka's bounded queues.
 //!
+//! With `--exactly-once` each batch is one Kafka transaction: its results and its input
+//! offsets commit together or not at all, so a `read_committed` reader sees each decision once
+//! even across crashes. A batch whose transaction fails is aborted and its partitions are
+//! rewound to their committed offsets, to be decided again.
+//!
 //! On SIGTERM or SIGINT the worker stops fetching, finishes the batch it holds, flushes the
 //! producer, commits and exits, within the shutdown deadline.
 
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
 use tokio::signal::unix::{signal, SignalKind};
@@ -52,6 +57,8 @@ pub enum WorkerError {
     Delivery(#[source] KafkaError),
     #[error("cannot listen for stop signals: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("the transaction cannot be aborted ({0}); another worker took over this one's transactional id")]
+    Fenced(#[source] KafkaError),
 }
 
 /// One consumed message, copied out of librdkafka's buffer.
@@ -70,7 +77,13 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
     let stop = stop_signal()?;
+    let exactly_once = run.config.exactly_once;
+    if exactly_once {
+        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT))
+            .map_err(WorkerError::Start)?;
+    }
     tracing::info!(
+        exactly_once,
         brokers = %run.config.brokers,
         group = %run.config.group_id,
         input = %run.config.input_topic,
@@ -83,10 +96,17 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             let batch = next_batch(&consumer, &run, stop.clone()).await;
             if !batch.is_empty() {
                 let outcomes = decide_batch(&moderator, &batch);
-                produce(&producer, &run.config, &batch, &outcomes).await?;
-                store_offsets(&consumer, &batch);
-                for outcome in &outcomes {
-                    summary.count(outcome);
+                let delivered = if exactly_once {
+                    transact(&consumer, &producer, &run.config, &batch, &outcomes).await?
+                } else {
+                    produce(&producer, &run.config, &batch, &outcomes).await?;
+                    store_offsets(&consumer, &batch);
+                    true
+                };
+                if delivered {
+                    for outcome in &outcomes {
+                        summary.count(outcome);
+                    }
                 }
             }
             if *stop.borrow() {
@@ -99,11 +119,13 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     // Drain: whatever was acknowledged gets committed, also after a delivery error.
     tracing::info!("stopping: flushing and committing");
     let deadline = run.shutdown_deadline;
-    if let Err(error) = rdkafka::producer::Producer::flush(&producer, deadline) {
+    if let Err(error) = producer.flush(deadline) {
         tracing::warn!(%error, "producer did not flush within the deadline");
     }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(%error, "nothing to commit at shutdown");
+    if !exactly_once {
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(%error, "nothing to commit at shutdown");
+        }
     }
     result?;
 
@@ -261,8 +283,71 @@ fn acknowledge<Dropped>(
     }
 }
 
-/// Stores, per partition, the offset after the batch's last message.
-fn store_offsets(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) {
+/// Time allowed for each transactional call to the broker.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One batch as one transaction. Returns whether it committed; a batch that did not is
+/// aborted and its partitions rewound, so that it is decided again.
+async fn transact(
+    consumer: &StreamConsumer<WorkerContext>,
+    producer: &FutureProducer<WorkerContext>,
+    config: &KafkaConfig,
+    batch: &[Consumed],
+    outcomes: &[Outcome],
+) -> Result<bool, WorkerError> {
+    let offsets = next_offsets(batch);
+    let attempt = async {
+        tokio::task::block_in_place(|| producer.begin_transaction())
+            .map_err(WorkerError::Delivery)?;
+        produce(producer, config, batch, outcomes).await?;
+        let group = consumer
+            .group_metadata()
+            .ok_or(WorkerError::Delivery(KafkaError::NoMessageReceived))?;
+        tokio::task::block_in_place(|| {
+            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        })
+        .map_err(WorkerError::Delivery)
+    };
+    let Err(error) = attempt.await else {
+        return Ok(true);
+    };
+
+    tracing::warn!(%error, "transaction failed; aborting and deciding the batch again");
+    tokio::task::block_in_place(|| producer.abort_transaction(TRANSACTION_TIMEOUT))
+        .map_err(WorkerError::Fenced)?;
+    rewind(consumer, &offsets);
+    Ok(false)
+}
+
+/// Moves each of the batch's partitions back to its committed offset.
+fn rewind(consumer: &StreamConsumer<WorkerContext>, batch_offsets: &TopicPartitionList) {
+    let committed = match consumer.committed_offsets(batch_offsets.clone(), TRANSACTION_TIMEOUT) {
+        Ok(committed) => committed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read committed offsets to rewind");
+            return;
+        }
+    };
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            Offset::Offset(offset) => Offset::Offset(offset),
+            _ => Offset::Beginning,
+        };
+        if let Err(error) = consumer.seek(
+            element.topic(),
+            element.partition(),
+            offset,
+            TRANSACTION_TIMEOUT,
+        ) {
+            // A partition revoked meanwhile belongs to another worker now.
+            tracing::debug!(%error, topic = element.topic(), partition = element.partition(), "not rewound");
+        }
+    }
+}
+
+/// Per partition, the offset after the batch's last message.
+fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for message in batch {
         let entry = next.entry((&message.topic, message.partition)).or_insert(0);
@@ -274,6 +359,12 @@ fn store_offsets(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) {
             tracing::warn!(%error, topic, partition, "cannot record an offset");
         }
     }
+    offsets
+}
+
+/// Stores, per partition, the offset after the batch's last message.
+fn store_offsets(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) {
+    let offsets = next_offsets(batch);
     // A partition revoked while its batch was decided can no longer be stored; its new owner
     // decides those messages again, which at-least-once allows.
     if let Err(error) = consumer.store_offsets(&offsets) {

@@ -124,6 +124,10 @@ struct Worker {
 }
 
 fn start_worker(brokers: &str, names: &Names) -> Worker {
+    start_worker_with(brokers, names, &[])
+}
+
+fn start_worker_with(brokers: &str, names: &Names, extra: &[&str]) -> Worker {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("worker.log");
     let child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
@@ -150,6 +154,7 @@ fn start_worker(brokers: &str, names: &Names) -> Worker {
             "--group-id",
             &names.group,
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -418,4 +423,29 @@ fn a_worker_killed_mid_stream_loses_nothing_once_another_takes_over() {
         &missing[..missing.len().min(5)]
     );
     eprintln!("redelivered after the kill: {}", read.len() - decided.len());
+}
+
+#[test]
+fn exactly_once_a_read_committed_reader_sees_each_decision_once_across_a_crash() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("exactly-once");
+    create_topics(&brokers, &names);
+    let first = start_worker_with(&brokers, &names, &["--exactly-once"]);
+    produce(&brokers, &names.input, &events(20_000));
+
+    let early = read_until(&brokers, &names.output, Duration::from_secs(60), 2000);
+    assert!(early.len() >= 2000, "{}", first.log());
+    first.kill();
+
+    let second = start_worker_with(&brokers, &names, &["--exactly-once"]);
+    // The killed worker's open transaction is aborted when it times out (10 s); the reader
+    // (read_committed, librdkafka's default) never sees its records.
+    let read = read_until(&brokers, &names.output, Duration::from_secs(120), 20_000);
+    // Read on a little longer: a duplicate would arrive after the last new decision.
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, _, log) = second.stop();
+    assert!(status.success(), "{log}");
+    let again = read_until(&brokers, &names.output, Duration::from_secs(30), 20_000);
+    assert_eq!(event_ids(&read).len(), 20_000, "{log}");
+    assert_eq!(again.len(), 20_000, "a decision was seen twice\n{log}");
 }

@@ -1,7 +1,7 @@
 //! Decisions and dead letters to Kafka topics.
 //!
 //! The producer is idempotent with `acks=all`, so a retried send never duplicates or
-//! reorders a partition's records. Decisions are keyed by listing id (one listing's decisions
+//! reorders a partition's records; in exactly-once mode it is also transactional. Decisions are keyed by listing id (one listing's decisions
 //! stay in order on one partition) and carry the source position in headers, so that a
 //! consumer can drop the redeliveries at-least-once implies.
 
@@ -26,6 +26,13 @@ pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer<WorkerContex
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set_log_level(RDKafkaLogLevel::Info);
+    if config.exactly_once {
+        client
+            .set("transactional.id", &config.transactional_id)
+            // A worker that dies mid-transaction holds back read_committed readers until its
+            // transaction times out; keep that short.
+            .set("transaction.timeout.ms", "10000");
+    }
     for (key, value) in &config.properties {
         client.set(key, value);
     }

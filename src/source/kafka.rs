@@ -26,6 +26,10 @@ pub struct KafkaConfig {
     /// librdkafka properties passed through to both clients (TLS, SASL, timeouts …); they
     /// override loomguard's own settings.
     pub properties: Vec<(String, String)>,
+    /// Consume-transform-produce in Kafka transactions, the input offsets sent to each.
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` in exactly-once mode.
+    pub transactional_id: String,
 }
 
 /// Routes librdkafka's logs and errors into `tracing` and commits on revoke.
@@ -91,6 +95,12 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
         .set("queued.max.messages.kbytes", "16384")
         .set("session.timeout.ms", "10000")
         .set_log_level(RDKafkaLogLevel::Info);
+    if config.exactly_once {
+        // Offsets travel inside the producer's transactions instead.
+        client
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+    }
     for (key, value) in &config.properties {
         client.set(key, value);
     }
