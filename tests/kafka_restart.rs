@@ -142,7 +142,7 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
         .unwrap();
     consumer.subscribe(&[&output]).unwrap();
     let mut decided = BTreeSet::new();
-    let mut read_for = |wanted: usize, timeout: Duration, decided: &mut BTreeSet<String>| {
+    let read_for = |wanted: usize, timeout: Duration, decided: &mut BTreeSet<String>| {
         let started = Instant::now();
         while decided.len() < wanted && started.elapsed() < timeout {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
