@@ -231,9 +231,12 @@ fn the_learned_band_converges_on_the_market_and_then_flags_an_outlier() {
     let checks = Checks::new(&rules).unwrap();
     let mut ordered = OrderedChecks::new(1000);
     let yarn = ["纱线", "棉纱"];
-    let probe = prepared(&checks, &event(&yarn, json!(6), Some("CNY"), Some("公斤")));
+    let probe = prepared(
+        &checks,
+        &event(&yarn, json!(5.5), Some("CNY"), Some("公斤")),
+    );
 
-    // Before any history: the seeded band, in which 6 元/公斤 cotton yarn passes.
+    // Before any history: the seeded band, in which 5.5 元/公斤 cotton yarn passes.
     let seed = ordered.price_bounds(&checks, &probe).unwrap();
     assert_eq!(
         (seed.low, seed.high, seed.source),
@@ -267,21 +270,33 @@ fn the_learned_band_converges_on_the_market_and_then_flags_an_outlier() {
         }
     }
 
-    // The band narrows as evidence accumulates, towards [q01 / 2.5, q99 × 2.5] ≈ [8.4, 98].
+    // The band narrows as evidence accumulates, from the seed's [5, 200] towards the learned
+    // [q01 / 3, q99 × 3] ≈ [7.0, 118]: the seed keeps 500 / (500 + ~2,400) of the weight.
     assert!(
         widths.windows(2).all(|w| w[1] <= w[0] * 1.0001),
         "{widths:?}"
     );
     let learned = ordered.price_bounds(&checks, &probe).unwrap();
     assert_eq!(learned.source, Source::Blended);
-    assert!(learned.low > 7.0 && learned.low < 8.4, "{learned:?}");
-    assert!(learned.high > 98.0 && learned.high < 130.0, "{learned:?}");
+    assert!(
+        widths[widths.len() - 1] < 21.0 && widths[0] > 26.0,
+        "{widths:?}"
+    );
+    assert!(learned.low > 6.0 && learned.low < 7.0, "{learned:?}");
+    assert!(learned.high > 117.0 && learned.high < 140.0, "{learned:?}");
 
-    // 6 元/公斤 was inside the seeded band; against the learned market it is flagged.
+    // 5.5 and 160 元/公斤 were inside the seeded band; against the learned market they are
+    // flagged (and, being flagged, not learned).
+    let dear = observe(
+        &checks,
+        &mut ordered,
+        &event(&yarn, json!(160), None, Some("公斤")),
+    );
+    assert_eq!(price_findings(&dear.findings).len(), 1);
     let outlier = observe(
         &checks,
         &mut ordered,
-        &event(&yarn, json!(6), Some("CNY"), Some("公斤")),
+        &event(&yarn, json!(5.5), Some("CNY"), Some("公斤")),
     );
     let found = price_findings(&outlier.findings);
     assert_eq!(found.len(), 1);

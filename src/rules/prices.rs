@@ -83,7 +83,7 @@ impl Default for Learning {
             seed_weight: 500.0,
             lower_quantile: 0.01,
             upper_quantile: 0.99,
-            fence: 2.5,
+            fence: 3.0,
             decay_every: 256,
             decay: 0.9,
             max_series: 2048,
