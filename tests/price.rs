@@ -495,3 +495,94 @@ fn any_price_input_is_survived() {
         })
         .unwrap();
 }
+
+#[test]
+fn the_learned_state_depends_only_on_the_input_order() {
+    let rules = rules();
+    let checks = Checks::new(&rules).unwrap();
+    let mut events = Vec::new();
+    loomguard::generate::write_events(3_000, 5, |line| {
+        events.push(
+            loomguard::decode::decode(line.trim_ascii_end())
+                .unwrap()
+                .event,
+        );
+        Ok(())
+    })
+    .unwrap();
+
+    let probes: Vec<PreparedPrice> = events
+        .iter()
+        .filter_map(|e| match checks.inspect(e, &mut Scratch::default()).price {
+            Prepared::Price(price) => Some(price),
+            _ => None,
+        })
+        .take(50)
+        .collect();
+    let bounds_after = |events: &[ListingEvent]| {
+        let mut ordered = OrderedChecks::new(10_000);
+        for event in events {
+            observe(&checks, &mut ordered, event);
+        }
+        probes
+            .iter()
+            .map(|p| {
+                ordered
+                    .price_bounds(&checks, p)
+                    .map(|b| (b.low.to_bits(), b.high.to_bits()))
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let first = bounds_after(&events);
+    assert_eq!(first, bounds_after(&events));
+    assert!(first.iter().flatten().count() == probes.len());
+    // Another order teaches another state: learning is sequential, not a set.
+    let mut reversed = events.clone();
+    reversed.reverse();
+    assert_ne!(first, bounds_after(&reversed));
+}
+
+#[test]
+fn the_run_summary_counts_the_prices_it_could_not_understand() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let lines: Vec<String> = [
+        (json!("九块五"), "台"),
+        (json!(1), "秒"),
+        (json!(1), "元/台"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, (amount, unit))| {
+        let mut listing = event(&["纺织机械", "织造设备"], amount.clone(), None, Some(unit));
+        listing.seller.id = format!("S{n}");
+        serde_json::to_string(&listing).unwrap()
+    })
+    .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loomguard"))
+        .current_dir(common::repo())
+        .env("LOOMGUARD_LOG", "warn")
+        .args(["run", "--summary", "json", "--no-progress", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        summary["unreadable_prices"],
+        json!({ "amount": 1, "unit": 1, "currency": 0 })
+    );
+    let actions: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].clone())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![json!("pass"), json!("pass"), json!("suppress")]
+    );
+}

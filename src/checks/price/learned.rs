@@ -15,8 +15,9 @@ const BINS_PER_DECADE: f64 = 64.0;
 const LOWEST_LOG10: f64 = -3.0;
 const BINS: usize = 768;
 
-/// Samples between two refreshes of a series' cached quantiles: a scan of the bins costs what
-/// about 800 samples do, so the cache keeps learning cheap.
+/// Samples between two refreshes of a series' cached quantiles. The ordered half runs on one
+/// thread for the whole pipeline, so the scan of 768 bins is spread over this many samples
+/// instead of being paid on every price checked.
 const REFRESH_EVERY: u64 = 32;
 
 /// One series' histogram of passing prices.
