@@ -22,6 +22,7 @@ pub struct CanonicalUnit {
     pub quantity: Quantity,
 }
 
+/// What a unit measures; only units of one quantity convert into each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Quantity {

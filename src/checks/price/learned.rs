@@ -103,6 +103,7 @@ impl Series {
         self.quantiles
     }
 
+    /// Prices learned in all, decayed or not.
     pub fn samples(&self) -> u64 {
         self.samples
     }

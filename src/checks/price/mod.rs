@@ -62,12 +62,14 @@ pub struct UnreadablePrices {
 }
 
 impl UnreadablePrices {
+    /// Every price not understood, whatever the reason.
     pub fn total(&self) -> u64 {
         self.amount + self.unit + self.currency
     }
 }
 
 impl PriceCheck {
+    /// Compiles `prices.toml` for the check.
     pub fn new(rules: &PriceRules) -> PriceCheck {
         let mut bands_by_unit = vec![Vec::new(); rules.units.len()];
         for (index, band) in rules.bands.iter().enumerate() {
@@ -81,6 +83,7 @@ impl PriceCheck {
         }
     }
 
+    /// The rules the check was compiled from.
     pub fn rules(&self) -> &PriceRules {
         &self.rules
     }
@@ -136,6 +139,7 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
+    /// Prices that could not be understood so far, by reason.
     pub fn unreadable(&self) -> UnreadablePrices {
         self.unreadable
     }
@@ -216,7 +220,10 @@ fn finding(
     );
     let mut finding = checks.listing_finding(Kind::Price, "price", text)?;
 
-    let unit = &rules.units[usize::from(price.unit)].name;
+    let unit = rules
+        .units
+        .get(usize::from(price.unit))
+        .map_or("?", |u| u.name.as_str());
     let ratio = if price.amount < bounds.low {
         price.amount / bounds.low
     } else {

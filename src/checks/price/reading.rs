@@ -86,7 +86,8 @@ pub fn read(price: Option<&Price>, rules: &PriceRules, scratch: &mut UnitScratch
         None => return Reading::Unreadable(Unreadable::Unit),
     };
 
-    let field_currency = match price.currency.as_deref() {
+    let field_currency = match price.currency.as_deref().map(str::trim) {
+        None | Some("") => None,
         Some(code) => {
             normalize_spelling(code, &mut scratch.spelled, &mut scratch.normalized);
             match rules.currency(scratch.normalized.text()) {
@@ -94,7 +95,6 @@ pub fn read(price: Option<&Price>, rules: &PriceRules, scratch: &mut UnitScratch
                 None => return Reading::Unreadable(Unreadable::Currency),
             }
         }
-        None => None,
     };
     let currency = match (field_currency, unit_currency) {
         (Some(a), Some(b)) if a != b => return Reading::Unreadable(Unreadable::Currency),
@@ -335,6 +335,7 @@ mod tests {
             (json!(0.25), Some("CNY"), "厘米", 25.0, "米"),
             (json!(2), Some("USD"), "米", 14.4, "米"),
             (json!(2), None, "USD/m", 14.4, "米"),
+            (json!(2), Some(" "), "USD/米", 14.4, "米"),
             (json!(1), Some("CNY"), "台", 1.0, "台"),
             (json!(3.5), Some("cny"), "元/平方米", 3.5, "平方米"),
         ];
