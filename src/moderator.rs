@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
+use crate::checks::price::UnreadablePrices;
 use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
 use crate::decide::decide;
@@ -70,6 +71,14 @@ impl Moderator {
 
     pub fn checks(&self) -> &Checks {
         &self.checks
+    }
+
+    /// Prices the price check could not understand so far, by reason.
+    pub fn unreadable_prices(&self) -> UnreadablePrices {
+        self.ordered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unreadable_prices()
     }
 
     /// Decodes a record and runs the per-event checks. `kept` is what the source held of it,

@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use crate::checks::price::UnreadablePrices;
 use crate::checks::Scratch;
 use crate::contract::{Action, DeadLetterReason, SourcePosition};
 use crate::moderator::{timestamp, Moderator, Outcome, Prepared};
@@ -49,6 +50,9 @@ pub struct Summary {
     pub events_per_second: f64,
     /// Peak resident memory of the process, where the platform tells it.
     pub peak_rss_bytes: Option<u64>,
+    /// Prices the price check could not understand (the moderator's count, as of the end of
+    /// the run): they got no price finding.
+    pub unreadable_prices: UnreadablePrices,
 }
 
 impl Summary {
@@ -85,6 +89,17 @@ impl std::fmt::Display for Summary {
         )?;
         if let Some(rss) = self.peak_rss_bytes {
             write!(f, ", peak RSS {:.1} MiB", rss as f64 / (1024.0 * 1024.0))?;
+        }
+        let prices = &self.unreadable_prices;
+        if prices.total() > 0 {
+            write!(
+                f,
+                "; {} prices not understood ({} amount, {} unit, {} currency)",
+                prices.total(),
+                prices.amount,
+                prices.unit,
+                prices.currency
+            )?;
         }
         Ok(())
     }
@@ -167,7 +182,11 @@ impl Stages for Ceiling {
 /// Runs the main job. Bad records become dead letters; only an input that cannot be read or
 /// an output that cannot be written ends the run with an error.
 pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
-    run_stages(run, moderator)
+    let summary = run_stages(run, moderator)?;
+    Ok(Summary {
+        unreadable_prices: moderator.unreadable_prices(),
+        ..summary
+    })
 }
 
 /// Decodes every record and encodes the event again, in the same pipeline and threads as

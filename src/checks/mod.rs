@@ -12,8 +12,10 @@
 //! | --- | --- | --- | --- |
 //! | [`terms`] | `terms.prohibited`, `terms.adlaw`, `licence` | 3.3, 3.4 | parallel |
 //! | [`duplicates`] | `duplicate.text` | 3.1.2 (6) | both |
+//! | [`price`] | `price` | 3.1.2 (4) | both |
 
 pub mod duplicates;
+pub mod price;
 pub mod terms;
 
 use crate::contract::{Finding, Kind, ListingEvent, Op};
@@ -30,6 +32,7 @@ pub const DUPLICATE_CAPACITY: usize = 2_000_000;
 pub struct Checks {
     terms: TermMatcher,
     listing: ListingRules,
+    price: price::PriceCheck,
 }
 
 /// Per-thread buffers the checks reuse from one event to the next.
@@ -37,6 +40,7 @@ pub struct Checks {
 pub struct Scratch {
     pub(crate) normalized: Normalized,
     pub(crate) seller_licences: Vec<String>,
+    pub(crate) price_unit: price::UnitScratch,
 }
 
 /// What the parallel checks found in one event, and what they prepared for the ordered ones.
@@ -44,6 +48,8 @@ pub struct Scratch {
 pub struct Inspection {
     pub findings: Vec<Finding>,
     pub fingerprint: Option<duplicates::Fingerprint>,
+    /// The price read into canonical units, for the ordered half of the price check.
+    pub price: price::Prepared,
 }
 
 impl Checks {
@@ -51,6 +57,7 @@ impl Checks {
         Ok(Checks {
             terms: TermMatcher::new(&rules.terms)?,
             listing: rules.listing.clone(),
+            price: price::PriceCheck::new(&rules.prices),
         })
     }
 
@@ -77,6 +84,7 @@ impl Checks {
             content.add(field, normalized);
         }
         inspection.fingerprint = Some(content.finish());
+        inspection.price = self.price.prepare(event, &mut scratch.price_unit);
         inspection
     }
 
@@ -105,6 +113,7 @@ impl Checks {
 #[derive(Debug)]
 pub struct OrderedChecks {
     duplicates: duplicates::DuplicateIndex,
+    prices: price::PriceBook,
 }
 
 impl Default for OrderedChecks {
@@ -117,7 +126,22 @@ impl OrderedChecks {
     pub fn new(duplicate_capacity: usize) -> OrderedChecks {
         OrderedChecks {
             duplicates: duplicates::DuplicateIndex::new(duplicate_capacity),
+            prices: price::PriceBook::default(),
         }
+    }
+
+    /// The band a prepared price is checked against now: seeded, learned or blended.
+    pub fn price_bounds(
+        &self,
+        checks: &Checks,
+        price: &price::PreparedPrice,
+    ) -> Option<price::learned::Bounds> {
+        self.prices.bounds(checks, price)
+    }
+
+    /// Prices the price check could not understand, by reason, since the start.
+    pub fn unreadable_prices(&self) -> price::UnreadablePrices {
+        self.prices.unreadable()
     }
 
     /// Adds the findings that depend on earlier events, and remembers this one.
@@ -137,6 +161,12 @@ impl OrderedChecks {
                     inspection.findings.push(finding);
                 }
             }
+        }
+
+        // After the duplicate check, so that a duplicate's price is not learned either.
+        let clean = inspection.findings.is_empty();
+        if let Some(finding) = self.prices.observe(checks, event, inspection.price, clean) {
+            inspection.findings.push(finding);
         }
     }
 }

@@ -353,6 +353,7 @@ reason = "r"
             "standard\tsynonyms\tenglish\tcodes\n棉\t全棉,纯棉\tcotton\tC\n聚酯纤维\t涤纶\tpolyester\tT\n",
         );
         write("listing.toml", include_str!("../../rules/listing.toml"));
+        write("prices.toml", include_str!("../../rules/prices.toml"));
         let rules = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         (dir, rules)
     }

@@ -25,7 +25,7 @@ pub struct ListingRules {
 }
 
 /// Kinds a check of this build reports; each needs an entry in `listing.toml`.
-const REQUIRED: [Kind; 1] = [Kind::DuplicateText];
+const REQUIRED: [Kind; 2] = [Kind::DuplicateText, Kind::Price];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

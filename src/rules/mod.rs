@@ -10,9 +10,11 @@
 //! - `adlaw.toml`: handbook 3.4, the Advertising-Law word classes;
 //! - `allow.toml`: ordinary words that contain a banned one, and context exceptions;
 //! - `fibres.tsv`: fibre names, used by the exceptions (100% + a fibre is a content label);
-//! - `listing.toml`: handbook 3.1, what each listing-violation check costs.
+//! - `listing.toml`: handbook 3.1, what each listing-violation check costs;
+//! - `prices.toml`: handbook 3.1.2 (4), units, currencies and market price bands.
 
 mod listing;
+mod prices;
 mod terms;
 
 use std::fmt;
@@ -21,6 +23,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use listing::{ListingRule, ListingRules};
+pub use prices::{
+    normalize_spelling, Band, CanonicalUnit, Currency, Learning, PriceRules, Quantity, UnitId,
+    UnitSpelling,
+};
 pub use terms::{ContextRule, Pack, PackRules, TermRule, TermRules};
 
 /// One thing wrong with the rule files, located for the person who has to fix it.
@@ -66,6 +72,7 @@ pub struct RuleSet {
     pub dir: PathBuf,
     pub terms: TermRules,
     pub listing: ListingRules,
+    pub prices: PriceRules,
 }
 
 impl RuleSet {
@@ -85,6 +92,7 @@ impl RuleSet {
         };
         let terms = TermRules::load(dir, &mut problems);
         let listing = ListingRules::load(dir, &mut problems);
+        let prices = PriceRules::load(dir, &mut problems);
 
         if problems.is_empty() {
             Ok(RuleSet {
@@ -92,6 +100,7 @@ impl RuleSet {
                 dir: dir.to_owned(),
                 terms,
                 listing,
+                prices,
             })
         } else {
             Err(InvalidRules {
