@@ -301,6 +301,8 @@ fn run_kafka(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // A dead letter must fit the broker's default message size (1 MB) even as base64.
+    let moderator = moderator.with_dead_letter_limit(256 * 1024);
     Ok(runtime.block_on(loomguard::worker::run_kafka(run, Arc::new(moderator)))?)
 }
 

@@ -52,6 +52,8 @@ pub struct Moderator {
     /// the lock makes that a guarantee instead of a convention.
     ordered: Mutex<OrderedChecks>,
     max_event_bytes: u64,
+    /// Bytes of an input a dead letter keeps at most.
+    dead_letter_max_bytes: usize,
 }
 
 impl Moderator {
@@ -62,7 +64,15 @@ impl Moderator {
             checks,
             ordered: Mutex::new(OrderedChecks::default()),
             max_event_bytes,
+            dead_letter_max_bytes: usize::MAX,
         })
+    }
+
+    /// Keeps at most `bytes` of an input in its dead letter. A Kafka sink needs this: a dead
+    /// letter over the broker's message size would fail to produce and stop the partition.
+    pub fn with_dead_letter_limit(mut self, bytes: usize) -> Moderator {
+        self.dead_letter_max_bytes = bytes;
+        self
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -117,7 +127,7 @@ impl Moderator {
                     err.reason,
                     format!("{position}: {}", err.message),
                     position,
-                    kept,
+                    &kept[..kept.len().min(self.dead_letter_max_bytes)],
                     total_len,
                     now.to_owned(),
                 );

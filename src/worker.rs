@@ -164,6 +164,7 @@ async fn next_batch(
     let mut batch = Vec::with_capacity(run.batch_records);
     let mut topics: BTreeMap<String, Arc<str>> = BTreeMap::new();
     let mut deadline: Option<tokio::time::Instant> = None;
+    let mut last_warning: Option<Instant> = None;
     while batch.len() < run.batch_records && !*stop.borrow() {
         let linger = async {
             match deadline {
@@ -194,7 +195,14 @@ async fn next_batch(
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + run.linger);
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot fetch from the input topic; retrying");
+                // A missing topic or an unreachable broker repeats this every few hundred
+                // milliseconds; say it once per quiet period, not each time.
+                if last_warning.is_none_or(|at: Instant| at.elapsed() > FETCH_WARNING_INTERVAL) {
+                    tracing::warn!(%error, "cannot fetch from the input topic; retrying");
+                    last_warning = Some(Instant::now());
+                } else {
+                    tracing::debug!(%error, "cannot fetch from the input topic; retrying");
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -282,6 +290,9 @@ fn acknowledge<Dropped>(
         Err(_) => Err(WorkerError::Delivery(KafkaError::Canceled)),
     }
 }
+
+/// At most one fetch warning per interval while the input cannot be read.
+const FETCH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Time allowed for each transactional call to the broker.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);

@@ -338,6 +338,9 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowin
         key.clone(),
         br#"{"schema":"listing-event/v1","event_id":"x"}"#.to_vec(),
     ));
+    // Not UTF-8 and 700 kB: as base64 in full its dead letter would pass the broker's 1 MB
+    // message limit, and a result that cannot be produced would stop the partition.
+    records.push((key.clone(), vec![0xff; 700_000]));
     records.push((
         key.clone(),
         event("after", "S-poison", "P1", 2, "电击器").into_bytes(),
@@ -345,7 +348,7 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowin
     produce(&brokers, &names.input, &records);
 
     let decided = read_until(&brokers, &names.output, Duration::from_secs(60), 2);
-    let dead = read_until(&brokers, &names.dead, Duration::from_secs(30), 3);
+    let dead = read_until(&brokers, &names.dead, Duration::from_secs(30), 4);
     let (status, _, log) = worker.stop();
     assert!(status.success(), "{log}");
 
@@ -363,7 +366,18 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowin
         .iter()
         .map(|r| r.value["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["malformed_json", "empty_line", "missing_field"]);
+    assert_eq!(
+        reasons,
+        [
+            "malformed_json",
+            "empty_line",
+            "missing_field",
+            "invalid_utf8"
+        ],
+        "{log}"
+    );
+    assert_eq!(dead[3].value["original_bytes"], 700_000);
+    assert_eq!(dead[3].value["truncated"], true);
     for letter in &dead {
         assert_eq!(letter.key, key.as_bytes());
         assert_eq!(letter.value["source"]["topic"], names.input);
