@@ -23,11 +23,13 @@
 //! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once.
 //! - [`contract`]: the JSON shapes shared with the rest of the platform.
 //! - [`rules`]: loading and validating the rule files under `rules/`.
+//! - [`config`]: `run`'s settings from a TOML file.
 //! - [`normalize`]: the text normalisation the term matchers rely on.
 //! - [`explain`]: a moderator's reading of one decision.
 //! - [`generate`]: realistic synthetic events for benchmarks.
 
 pub mod checks;
+pub mod config;
 pub mod contract;
 pub mod decide;
 pub mod decode;

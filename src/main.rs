@@ -79,6 +79,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// A TOML file with any of these settings (flags and environment variables win over it).
+    #[arg(long, env = "LOOMGUARD_CONFIG")]
+    config: Option<PathBuf>,
     /// JSON-lines listing events: a path, or `-` for stdin.
     #[arg(
         long,
@@ -141,7 +144,7 @@ struct KafkaArgs {
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
     /// Milliseconds a batch waits for more messages after its first.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, env = "LOOMGUARD_LINGER_MS")]
     linger_ms: u64,
     /// Decide in Kafka transactions: results and input offsets commit together, so that a
     /// `read_committed` reader sees each decision once even across crashes.
@@ -178,11 +181,35 @@ enum RulesCommand {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit status for rules that do not load, as for a usage error.
+/// Exit status for rules or a configuration file that do not load, as for a usage error.
 const EXIT_INVALID_RULES: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The configuration file fills in the environment before the command line is parsed;
+    // this runs before any thread exists.
+    let args: Vec<String> = std::env::args().collect();
+    let mut file_properties = Vec::new();
+    if let Some(path) = loomguard::config::config_path(&args) {
+        match loomguard::config::ConfigFile::load(std::path::Path::new(&path)) {
+            Ok(file) => {
+                for (name, value) in file.environment() {
+                    if std::env::var_os(name).is_none() {
+                        std::env::set_var(name, value);
+                    }
+                }
+                file_properties = file.kafka_properties.into_iter().collect();
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(EXIT_INVALID_RULES);
+            }
+        }
+    }
+    let mut cli = Cli::parse();
+    if let Command::Run(args) = &mut cli.command {
+        let flags = std::mem::take(&mut args.kafka.kafka_properties);
+        args.kafka.kafka_properties = file_properties.into_iter().chain(flags).collect();
+    }
     init_logging(cli.log_format);
 
     let result = match cli.command {

@@ -338,3 +338,44 @@ fn explain_says_why_a_record_is_not_an_event() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("not a listing event (wrong_type)"));
 }
+
+#[test]
+fn a_configuration_file_sets_run_and_flags_win_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-file.jsonl");
+    let from_flag = dir.path().join("from-flag.jsonl");
+    let config = dir.path().join("loomguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "input = \"tests/data/cases.jsonl\"\noutput = {:?}\nrules = \"rules\"\n",
+            from_file.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    run_ok(loomguard().args(["run", "--config"]).arg(&config));
+    assert_eq!(json_lines(&from_file).len(), 56);
+
+    run_ok(
+        loomguard()
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--output")
+            .arg(&from_flag),
+    );
+    assert_eq!(json_lines(&from_flag).len(), 56);
+
+    std::fs::write(&config, "input = \"x\"\ntopic = \"y\"\n").unwrap();
+    let output = loomguard()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("loomguard.toml:2:") && stderr.contains("topic"),
+        "{stderr}"
+    );
+}

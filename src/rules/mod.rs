@@ -164,7 +164,7 @@ pub(crate) fn read_rule_file(path: &Path, problems: &mut Vec<Problem>) -> Option
 }
 
 /// 1-based line of a byte offset in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+pub fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
     text.as_bytes()[..offset]
         .iter()

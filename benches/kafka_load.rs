@@ -1,0 +1,273 @@
+//! Kafka mode under load, against a real broker, end to end.
+//!
+//! ```text
+//! .ci/kafka/start
+//! LOOMGUARD_TEST_BROKERS=127.0.0.1:9092 cargo bench --bench kafka_load -- [EVENTS]
+//! ```
+//!
+//! 1. Sustained throughput: EVENTS (default 200,000) generated events are produced into a
+//!    fresh 4-partition topic, then one worker (the release binary, as an operator runs it)
+//!    decides the backlog; events/s is the count over the time from its first to its last
+//!    decision, by the decisions' broker timestamps.
+//! 2. Latency at half load: a second fresh topic gets events at half that rate for 20 s while
+//!    a worker runs; latency is the decision's timestamp minus the moment its event was sent
+//!    (both milliseconds on this machine's clock), reported as p50 / p99 / max.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Error> {
+    let Ok(brokers) = std::env::var("LOOMGUARD_TEST_BROKERS") else {
+        eprintln!("set LOOMGUARD_TEST_BROKERS=host:port (.ci/kafka/start starts a broker)");
+        return Ok(());
+    };
+    let events: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let lines = generate(events);
+
+    // 1. Sustained: a backlog, then one worker.
+    let run = format!("load-{}", now_ms());
+    runtime.block_on(create_topics(&brokers, &run))?;
+    let produced = Instant::now();
+    runtime.block_on(produce_all(&brokers, &format!("{run}-in"), &lines))?;
+    println!(
+        "produced {events} events in {:.1} s",
+        produced.elapsed().as_secs_f64()
+    );
+    let worker = start_worker(&brokers, &run)?;
+    let stamps = read_decisions(
+        &brokers,
+        &format!("{run}-out"),
+        events as usize,
+        Duration::from_secs(600),
+    );
+    stop(worker);
+    let (first, last) = (
+        stamps.values().min().copied().unwrap_or(0),
+        stamps.values().max().copied().unwrap_or(0),
+    );
+    let rate = stamps.len() as f64 / ((last - first).max(1) as f64 / 1000.0);
+    println!(
+        "sustained: {} decisions in {:.2} s = {:.0} events/s",
+        stamps.len(),
+        (last - first) as f64 / 1000.0,
+        rate
+    );
+
+    // 2. Latency at half the sustained rate.
+    let half = (rate / 2.0).max(1.0);
+    let run = format!("latency-{}", now_ms());
+    runtime.block_on(create_topics(&brokers, &run))?;
+    let worker = start_worker(&brokers, &run)?;
+    std::thread::sleep(Duration::from_secs(5));
+    let count = ((half * 20.0) as usize).min(lines.len());
+    let sent = runtime.block_on(produce_paced(
+        &brokers,
+        &format!("{run}-in"),
+        &lines[..count],
+        half,
+    ))?;
+    let decided = read_decisions(
+        &brokers,
+        &format!("{run}-out"),
+        count,
+        Duration::from_secs(120),
+    );
+    stop(worker);
+    let mut latencies: Vec<i64> = decided
+        .iter()
+        .filter_map(|(source, at)| sent.get(source).map(|sent_at| at - sent_at))
+        .collect();
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "latency at {:.0} events/s ({} events): p50 {} ms, p99 {} ms, max {} ms",
+        half,
+        latencies.len(),
+        pick(0.50),
+        pick(0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn generate(events: u64) -> Vec<(String, Vec<u8>)> {
+    let mut lines = Vec::with_capacity(events as usize);
+    loomguard::generate::write_events(events, 7, |line| {
+        let value: serde_json::Value =
+            serde_json::from_slice(line).map_err(std::io::Error::other)?;
+        let seller = value["seller"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        lines.push((seller, line.trim_ascii_end().to_vec()));
+        Ok(())
+    })
+    .expect("generating into memory cannot fail");
+    lines
+}
+
+async fn create_topics(brokers: &str, run: &str) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let names = [
+        format!("{run}-in"),
+        format!("{run}-out"),
+        format!("{run}-dead"),
+    ];
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, 4, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        result.map_err(|(topic, code)| format!("{topic}: {code}"))?;
+    }
+    Ok(())
+}
+
+fn producer(brokers: &str) -> Result<FutureProducer, Error> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()?)
+}
+
+async fn produce_all(brokers: &str, topic: &str, lines: &[(String, Vec<u8>)]) -> Result<(), Error> {
+    let producer = producer(brokers)?;
+    let mut pending = Vec::with_capacity(10_000);
+    for (key, line) in lines {
+        pending.push(producer.send(
+            FutureRecord::to(topic).key(key).payload(line),
+            Duration::from_secs(60),
+        ));
+        if pending.len() == 10_000 {
+            for delivery in futures_join(std::mem::take(&mut pending)).await {
+                delivery.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for delivery in futures_join(pending).await {
+        delivery.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for future in futures {
+        out.push(future.await);
+    }
+    out
+}
+
+/// Sends at `rate` events/s; returns the send time of each (partition, offset).
+async fn produce_paced(
+    brokers: &str,
+    topic: &str,
+    lines: &[(String, Vec<u8>)],
+    rate: f64,
+) -> Result<HashMap<(i32, i64), i64>, Error> {
+    let producer = producer(brokers)?;
+    let started = tokio::time::Instant::now();
+    let mut sent = HashMap::with_capacity(lines.len());
+    let mut tasks = Vec::with_capacity(lines.len());
+    for (n, (key, line)) in lines.iter().enumerate() {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(n as f64 / rate)).await;
+        let at = now_ms();
+        let delivery = producer
+            .send_result(FutureRecord::to(topic).key(key).payload(line))
+            .map_err(|(e, _)| e)?;
+        tasks.push((at, delivery));
+    }
+    for (at, delivery) in tasks {
+        let delivered = delivery.await?.map_err(|(e, _)| e)?;
+        sent.insert((delivered.partition, delivered.offset), at);
+    }
+    Ok(sent)
+}
+
+fn start_worker(brokers: &str, run: &str) -> Result<Child, Error> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_loomguard"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("LOOMGUARD_LOG", "warn")
+        .args(["run", "--brokers", brokers, "--group-id", run])
+        .args([
+            "--input-topic",
+            &format!("{run}-in"),
+            "--output-topic",
+            &format!("{run}-out"),
+        ])
+        .args(["--dead-letter-topic", &format!("{run}-dead")])
+        .stdout(Stdio::null())
+        .spawn()?)
+}
+
+fn stop(mut worker: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let _ = worker.wait();
+}
+
+/// Reads decisions until `wanted` distinct sources; returns each source's decision timestamp.
+fn read_decisions(
+    brokers: &str,
+    topic: &str,
+    wanted: usize,
+    timeout: Duration,
+) -> HashMap<(i32, i64), i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("the reader starts");
+    consumer.subscribe(&[topic]).expect("the reader subscribes");
+    let started = Instant::now();
+    let mut stamps = HashMap::with_capacity(wanted);
+    while stamps.len() < wanted && started.elapsed() < timeout {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<i64>().ok())
+        };
+        if let (Some(partition), Some(offset), Some(at)) = (
+            header("loomguard-source-partition"),
+            header("loomguard-source-offset"),
+            message.timestamp().to_millis(),
+        ) {
+            stamps.entry((partition as i32, offset)).or_insert(at);
+        }
+    }
+    stamps
+}
