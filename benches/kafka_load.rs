@@ -160,30 +160,29 @@ fn producer(brokers: &str) -> Result<FutureProducer, Error> {
 
 async fn produce_all(brokers: &str, topic: &str, lines: &[(String, Vec<u8>)]) -> Result<(), Error> {
     let producer = producer(brokers)?;
-    let mut pending = Vec::with_capacity(10_000);
+    let mut pending = std::collections::VecDeque::with_capacity(50_000);
     for (key, line) in lines {
-        pending.push(producer.send(
-            FutureRecord::to(topic).key(key).payload(line),
-            Duration::from_secs(60),
-        ));
-        if pending.len() == 10_000 {
-            for delivery in futures_join(std::mem::take(&mut pending)).await {
-                delivery.map_err(|(e, _)| e)?;
+        let mut record = FutureRecord::to(topic).key(key).payload(line);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                Err((_, back)) => {
+                    // The queue is full: wait for the oldest delivery.
+                    record = back;
+                    if let Some(oldest) = pending.pop_front() {
+                        oldest.await?.map_err(|(e, _)| e)?;
+                    }
+                }
             }
         }
     }
-    for delivery in futures_join(pending).await {
-        delivery.map_err(|(e, _)| e)?;
+    for delivery in pending {
+        delivery.await?.map_err(|(e, _)| e)?;
     }
     Ok(())
-}
-
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futures.len());
-    for future in futures {
-        out.push(future.await);
-    }
-    out
 }
 
 /// Sends at `rate` events/s; returns the send time of each (partition, offset).

@@ -144,7 +144,7 @@ struct KafkaArgs {
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
     /// Milliseconds a batch waits for more messages after its first.
-    #[arg(long, default_value_t = 20, env = "LOOMGUARD_LINGER_MS")]
+    #[arg(long, default_value_t = 10, env = "LOOMGUARD_LINGER_MS")]
     linger_ms: u64,
     /// Decide in Kafka transactions: results and input offsets commit together, so that a
     /// `read_committed` reader sees each decision once even across crashes.

@@ -2,8 +2,10 @@
 //! acknowledgement, and only then store the batch's offsets.
 //!
 //! Batches keep the ordering argument simple: every message of a batch has its decision or
-//! dead letter acknowledged before any of the batch's offsets is stored, so a stored offset
-//! never passes a message whose result could still be lost. Per partition, the results are
+//! dead letter acknowledged before any of the batch's offsets is stored, and batches are
+//! acknowledged and stored in order, so a stored offset never passes a message whose result
+//! could still be lost. While the broker acknowledges a batch, the next ones are fetched and
+//! decided, a bounded number of batches ahead. Per partition, the results are
 //! produced in offset order through an idempotent producer, which keeps them in that order.
 //! Memory is bounded by one batch plus librdkafka's bounded queues.
 //!
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::producer::future_producer::DeliveryFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
@@ -90,18 +93,44 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         "worker started"
     );
 
+    let consumer = Arc::new(consumer);
     let mut summary = Summary::default();
+    // At-least-once: while the broker acknowledges one batch, the next is fetched and decided.
+    // The acknowledger takes batches in order and stores each one's offsets after all its
+    // results are acknowledged; the channel bounds how many batches are in flight.
+    let (acks, acknowledger) = if exactly_once {
+        (None, None)
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+        (
+            Some(tx),
+            Some(tokio::spawn(acknowledge_in_order(consumer.clone(), rx))),
+        )
+    };
     let result = async {
         loop {
             let batch = next_batch(&consumer, &run, stop.clone()).await;
             if !batch.is_empty() {
                 let outcomes = decide_batch(&moderator, &batch);
-                let delivered = if exactly_once {
-                    transact(&consumer, &producer, &run.config, &batch, &outcomes).await?
-                } else {
-                    produce(&producer, &run.config, &batch, &outcomes).await?;
-                    store_offsets(&consumer, &batch);
-                    true
+                let delivered = match &acks {
+                    None => transact(&consumer, &producer, &run.config, &batch, &outcomes).await?,
+                    Some(acks) => {
+                        let deliveries =
+                            send_all(&producer, &run.config, &batch, &outcomes).await?;
+                        let offsets = next_offsets(&batch);
+                        if acks
+                            .send(InFlight {
+                                deliveries,
+                                offsets,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            // The acknowledger stopped on a failed delivery; it says why below.
+                            return Ok(());
+                        }
+                        true
+                    }
                 };
                 if delivered {
                     for outcome in &outcomes {
@@ -115,6 +144,11 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         }
     }
     .await;
+    drop(acks);
+    let acknowledged = match acknowledger {
+        Some(task) => task.await.unwrap_or(Ok(())),
+        None => Ok(()),
+    };
 
     // Drain: whatever was acknowledged gets committed, also after a delivery error.
     tracing::info!("stopping: flushing and committing");
@@ -128,6 +162,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         }
     }
     result?;
+    acknowledged?;
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary {
@@ -232,6 +267,35 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
     })
 }
 
+/// Results of how many batches may wait for the broker's acknowledgement at once.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A batch whose results are sent but not yet acknowledged.
+struct InFlight {
+    deliveries: Vec<DeliveryFuture>,
+    offsets: TopicPartitionList,
+}
+
+/// Waits for each batch's acknowledgements, in order, then stores its offsets. Stops at the
+/// first failed delivery: the offsets from that batch on stay unstored, so those messages are
+/// decided again by whoever consumes the partitions next.
+async fn acknowledge_in_order(
+    consumer: Arc<StreamConsumer<WorkerContext>>,
+    mut batches: tokio::sync::mpsc::Receiver<InFlight>,
+) -> Result<(), WorkerError> {
+    while let Some(batch) = batches.recv().await {
+        for delivery in batch.deliveries {
+            acknowledge(delivery.await)?;
+        }
+        // A partition revoked while its batch was decided can no longer be stored; its new
+        // owner decides those messages again, which at-least-once allows.
+        if let Err(error) = consumer.store_offsets(&batch.offsets) {
+            tracing::debug!(%error, "offsets of revoked partitions not stored");
+        }
+    }
+    Ok(())
+}
+
 /// Sends every result of a batch and waits until the broker acknowledged all of them.
 async fn produce(
     producer: &FutureProducer<WorkerContext>,
@@ -239,6 +303,19 @@ async fn produce(
     batch: &[Consumed],
     outcomes: &[Outcome],
 ) -> Result<(), WorkerError> {
+    for delivery in send_all(producer, config, batch, outcomes).await? {
+        acknowledge(delivery.await)?;
+    }
+    Ok(())
+}
+
+/// Queues every result of a batch, in order, and returns the pending acknowledgements.
+async fn send_all(
+    producer: &FutureProducer<WorkerContext>,
+    config: &KafkaConfig,
+    batch: &[Consumed],
+    outcomes: &[Outcome],
+) -> Result<Vec<DeliveryFuture>, WorkerError> {
     let mut deliveries = Vec::with_capacity(outcomes.len());
     for (message, outcome) in batch.iter().zip(outcomes) {
         let headers = source_headers(&message.topic, message.partition, message.offset);
@@ -262,22 +339,15 @@ async fn produce(
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The producer's queue is bounded; wait for the oldest send to finish.
+                    // The producer's queue is bounded; let it drain.
                     record = back;
-                    if let Some(oldest) = (!deliveries.is_empty()).then(|| deliveries.remove(0)) {
-                        acknowledge(oldest.await)?;
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err((error, _)) => return Err(WorkerError::Delivery(error)),
             }
         }
     }
-    for delivery in deliveries {
-        acknowledge(delivery.await)?;
-    }
-    Ok(())
+    Ok(deliveries)
 }
 
 /// The broker's answer to one send; a dropped delivery (the producer went away) is a failure.
@@ -371,14 +441,4 @@ fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
         }
     }
     offsets
-}
-
-/// Stores, per partition, the offset after the batch's last message.
-fn store_offsets(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) {
-    let offsets = next_offsets(batch);
-    // A partition revoked while its batch was decided can no longer be stored; its new owner
-    // decides those messages again, which at-least-once allows.
-    if let Err(error) = consumer.store_offsets(&offsets) {
-        tracing::debug!(%error, "offsets of revoked partitions not stored");
-    }
 }
