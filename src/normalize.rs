@@ -258,6 +258,22 @@ fn normalize_slow(c: char) -> Normal {
     }
 }
 
+/// Steps 1 and 2 alone, one character to one character, for checks that need positions in
+/// the original text more than they need symbols dropped.
+pub(crate) fn fold_char(c: char) -> char {
+    fold(c)
+}
+
+/// The value of a digit in any form the normaliser reads (ASCII, full-width, Chinese,
+/// financial, enclosed), for checks that read numbers out of unnormalised text.
+pub(crate) fn digit_of(c: char) -> Option<u8> {
+    let folded = fold(c);
+    if folded.is_ascii_digit() {
+        return Some(folded as u8 - b'0');
+    }
+    digit_value(folded)
+}
+
 /// Steps 1 and 2: traditional → simplified, full-width → half-width, lower case.
 fn fold(c: char) -> char {
     match c {

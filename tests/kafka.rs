@@ -83,7 +83,7 @@ fn event(id: &str, seller: &str, listing: &str, version: u64, title: &str) -> St
         "occurred_at": "2026-12-02T09:15:00+08:00",
         "seller": {"id": seller, "licences": []},
         "listing": {"id": listing, "version": version, "intent": "supply", "title": title,
-                    "category": ["面料", "棉类面料"], "attributes": {"成分": "100%棉"},
+                    "category": ["面料", "棉类面料"], "attributes": {"成分": "100%棉", "型号": listing},
                     "description": "精梳全棉府绸，布面平整。", "stock": 100, "images": [],
                     "price": {"amount": 9.6, "currency": "CNY", "unit": "米"}}
     })
@@ -261,7 +261,8 @@ fn events(count: usize) -> Vec<(String, Vec<u8>)> {
             // A listing belongs to one seller, and events are keyed by seller.
             let seller = format!("S{}", (n / 3) % 40);
             let listing = format!("P{}", n / 3);
-            // Each listing's own title: a seller's listings must not read as duplicates.
+            // Each listing is its own product (its own model number): a seller's listings must
+            // not read as duplicates.
             let title = if n % 10 == 0 {
                 format!("最好的全棉府绸 {listing}")
             } else {

@@ -3,7 +3,7 @@
 //! Most checks look at one event and nothing else: [`Checks::inspect`] runs them, on any
 //! thread, in any order, which is what lets the pipeline spread events over threads. A few
 //! need history (has this seller posted the same listing before?): they are split in two, a
-//! parallel half that prepares what it can (a content fingerprint) into the [`Inspection`],
+//! parallel half that prepares what it can (a content sketch) into the [`Inspection`],
 //! and [`OrderedChecks::observe`], which runs in input order and keeps the state.
 //! A thread keeps its buffers in a [`Scratch`] so that the hot path does not allocate for text
 //! it only reads.
@@ -11,16 +11,33 @@
 //! | module | kinds | handbook | half |
 //! | --- | --- | --- | --- |
 //! | [`terms`] | `terms.prohibited`, `terms.adlaw`, `licence` | 3.3, 3.4 | parallel |
+//! | [`contact`] | `title.contact` | 3.1.2 (1) | parallel |
+//! | [`product`] | `title.no_product`, `title.stuffing`, `title.mismatch` | 3.1.2 (1) | parallel |
+//! | [`intent`] | `title.intent` | 3.1.2 (1) | parallel |
+//! | [`category`] | `category` | 3.1.2 (2) | parallel |
+//! | [`composition`] | `attributes.composition` | 3.1.2 (3) | parallel |
+//! | [`stock`] | `stock` | 3.1.2 (5) | parallel |
 //! | [`duplicates`] | `duplicate.text` | 3.1.2 (6) | both |
 //! | [`price`] | `price` | 3.1.2 (4) | both |
+//!
+//! The consistency checks of handbook 3.1.2 read the title and description folded character
+//! by character ([`folded`]), which keeps the spaces and symbols that normalising drops.
 
+pub mod category;
+pub mod composition;
+pub mod contact;
 pub mod duplicates;
+pub mod folded;
+pub mod intent;
 pub mod price;
+pub mod product;
+pub mod stock;
 pub mod terms;
 
 use crate::contract::{Finding, Kind, ListingEvent, Op};
 use crate::normalize::{Normalized, Normalizer};
-use crate::rules::{ListingRules, RuleSet};
+use crate::rules::{CompositionRules, DuplicateRules, ListingRules, RuleSet, Taxonomy};
+use folded::{original_slice, Folded};
 
 pub use terms::TermMatcher;
 
@@ -33,6 +50,12 @@ pub struct Checks {
     terms: TermMatcher,
     listing: ListingRules,
     price: price::PriceCheck,
+    contact: contact::ContactDetector,
+    taxonomy: Taxonomy,
+    products: product::ProductNouns,
+    composition: CompositionRules,
+    fibres: composition::parse::CompositionParser,
+    duplicates: DuplicateRules,
 }
 
 /// Per-thread buffers the checks reuse from one event to the next.
@@ -41,15 +64,25 @@ pub struct Scratch {
     pub(crate) normalized: Normalized,
     pub(crate) seller_licences: Vec<String>,
     pub(crate) price_unit: price::UnitScratch,
+    pub(crate) title: Folded,
+    pub(crate) contacts: Vec<contact::Contact>,
+    pub(crate) description: Folded,
+    pub(crate) attribute: Folded,
+    pub(crate) hits: Vec<folded::Hit>,
+    pub(crate) description_hits: Vec<folded::Hit>,
+    pub(crate) lex: composition::parse::LexBuffers,
+    pub(crate) nouns: Vec<product::Noun>,
+    pub(crate) products: product::TitleProducts,
 }
 
 /// What the parallel checks found in one event, and what they prepared for the ordered ones.
 #[derive(Debug, Default)]
 pub struct Inspection {
     pub findings: Vec<Finding>,
-    pub fingerprint: Option<duplicates::Fingerprint>,
     /// The price read into canonical units, for the ordered half of the price check.
     pub price: price::Prepared,
+    /// The duplicate check's summary of the listing's content, for the ordered half.
+    pub sketch: Option<duplicates::Sketch>,
 }
 
 impl Checks {
@@ -58,6 +91,12 @@ impl Checks {
             terms: TermMatcher::new(&rules.terms)?,
             listing: rules.listing.clone(),
             price: price::PriceCheck::new(&rules.prices),
+            contact: contact::ContactDetector::new(&rules.title.contact)?,
+            taxonomy: rules.taxonomy.clone(),
+            products: product::ProductNouns::new(&rules.taxonomy, &rules.title.intent)?,
+            composition: rules.composition.clone(),
+            fibres: composition::parse::CompositionParser::new(&rules.composition)?,
+            duplicates: rules.duplicates.clone(),
         })
     }
 
@@ -69,7 +108,11 @@ impl Checks {
         }
 
         // Each text field is normalised once and read by every check that needs it.
-        let mut content = duplicates::ContentHasher::new(event, &mut scratch.normalized);
+        let mut content = duplicates::SketchBuilder::new(
+            event,
+            &self.duplicates.key_attributes,
+            &mut scratch.normalized,
+        );
         self.terms.prepare_seller(event, scratch);
         for (field, text) in event.text_fields() {
             Normalizer.normalize_into(text, &mut scratch.normalized);
@@ -83,13 +126,87 @@ impl Checks {
             );
             content.add(field, normalized);
         }
-        inspection.fingerprint = Some(content.finish());
         inspection.price = self.price.prepare(event, &mut scratch.price_unit);
+        self.check_consistency(event, scratch, &mut inspection.findings);
+        let product = match scratch.products.head {
+            Some(head) => scratch.title.slice(head.start, head.end),
+            None => "",
+        };
+        inspection.sketch = content.finish().map(|sketch| sketch.for_product(product));
         inspection
+    }
+
+    /// The consistency checks of handbook 3.1.2 on one listing.
+    fn check_consistency(
+        &self,
+        event: &ListingEvent,
+        scratch: &mut Scratch,
+        out: &mut Vec<Finding>,
+    ) {
+        let listing = &event.listing;
+        let title = listing.title.as_deref().unwrap_or("");
+        scratch.title.fold(title);
+        scratch.description.fold(&listing.description);
+
+        scratch.contacts.clear();
+        self.contact
+            .find(&scratch.title, &mut scratch.hits, &mut scratch.contacts);
+        for contact in &scratch.contacts {
+            let evidence = serde_json::json!({
+                "contact": contact.kind.as_str(),
+                "value": contact.value,
+            });
+            out.extend(self.finding_at(
+                Kind::TitleContact,
+                "title",
+                title,
+                contact.start,
+                contact.end,
+                evidence,
+            ));
+        }
+
+        self.products.title(
+            &scratch.title,
+            &mut scratch.hits,
+            &mut scratch.nouns,
+            &mut scratch.products,
+        );
+        self.products
+            .scan(&scratch.description, &mut scratch.description_hits);
+        product::check(self, listing, scratch, out);
+        category::check(self, listing, scratch, out);
+        intent::check(self, listing, scratch, out);
+        composition::check(self, listing, scratch, out);
+        stock::check(self, listing, out);
     }
 
     pub fn terms(&self) -> &TermMatcher {
         &self.terms
+    }
+
+    /// A finding of a listing-violation kind over characters `start..end` of `original`.
+    fn finding_at(
+        &self,
+        kind: Kind,
+        field: &str,
+        original: &str,
+        start: usize,
+        end: usize,
+        evidence: serde_json::Value,
+    ) -> Option<Finding> {
+        let rule = self.listing.get(kind)?;
+        Some(Finding {
+            kind,
+            rule: rule.rule.clone(),
+            field: field.to_owned(),
+            start,
+            end,
+            text: original_slice(original, start, end),
+            action: rule.action,
+            points: rule.points,
+            evidence: Some(evidence),
+        })
     }
 
     /// A finding of a listing-violation kind, with the action and points `listing.toml` gives.
@@ -112,7 +229,7 @@ impl Checks {
 /// The checks that need history, fed in input order.
 #[derive(Debug)]
 pub struct OrderedChecks {
-    duplicates: duplicates::DuplicateIndex,
+    duplicates: Box<dyn duplicates::DuplicateState>,
     prices: price::PriceBook,
 }
 
@@ -123,11 +240,24 @@ impl Default for OrderedChecks {
 }
 
 impl OrderedChecks {
+    /// In-memory state remembering at most `duplicate_capacity` live listings.
     pub fn new(duplicate_capacity: usize) -> OrderedChecks {
+        OrderedChecks::with_state(Box::new(duplicates::DuplicateIndex::new(
+            duplicate_capacity,
+        )))
+    }
+
+    /// Over a given duplicate state, e.g. one rebuilt from a compacted topic after a restart.
+    pub fn with_state(duplicates: Box<dyn duplicates::DuplicateState>) -> OrderedChecks {
         OrderedChecks {
-            duplicates: duplicates::DuplicateIndex::new(duplicate_capacity),
+            duplicates,
             prices: price::PriceBook::default(),
         }
+    }
+
+    /// The duplicate state, to snapshot or inspect.
+    pub fn duplicate_state(&self) -> &dyn duplicates::DuplicateState {
+        self.duplicates.as_ref()
     }
 
     /// The band a prepared price is checked against now: seeded, learned or blended.
@@ -146,26 +276,52 @@ impl OrderedChecks {
 
     /// Adds the findings that depend on earlier events, and remembers this one.
     pub fn observe(&mut self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
-        let listing = &event.listing;
         if event.op == Op::Delete {
-            self.duplicates.remove(&listing.id);
+            self.duplicates.remove(&event.listing.id);
             return;
         }
-        if let Some(fingerprint) = inspection.fingerprint {
-            if let Some(original) = self.duplicates.upsert(&listing.id, fingerprint) {
-                let title = listing.title.clone().unwrap_or_default();
-                if let Some(mut finding) =
-                    checks.listing_finding(Kind::DuplicateText, "title", title)
-                {
-                    finding.evidence = Some(serde_json::json!({ "duplicate_of": original }));
-                    inspection.findings.push(finding);
-                }
-            }
-        }
+        self.observe_duplicates(checks, event, inspection);
 
         // After the duplicate check, so that a duplicate's price is not learned either.
         let clean = inspection.findings.is_empty();
         if let Some(finding) = self.prices.observe(checks, event, inspection.price, clean) {
+            inspection.findings.push(finding);
+        }
+    }
+
+    fn observe_duplicates(
+        &mut self,
+        checks: &Checks,
+        event: &ListingEvent,
+        inspection: &mut Inspection,
+    ) {
+        let listing = &event.listing;
+        let Some(sketch) = inspection.sketch else {
+            // Nothing left to compare: the listing is no original any more.
+            self.duplicates.remove(&listing.id);
+            return;
+        };
+        let rules = &checks.duplicates;
+        let live = duplicates::LiveListing {
+            seller: event.seller.id.clone(),
+            listing: listing.id.clone(),
+            sketch,
+        };
+        let Some(duplicate) =
+            self.duplicates
+                .upsert(live, rules.max_distance, rules.per_seller_capacity)
+        else {
+            return;
+        };
+        let title = listing.title.clone().unwrap_or_default();
+        if let Some(mut finding) = checks.listing_finding(Kind::DuplicateText, "title", title) {
+            finding.evidence = Some(serde_json::json!({
+                "duplicate_of": duplicate.original,
+                "seller": event.seller.id,
+                "identical": duplicate.identical,
+                "distance": duplicate.distance,
+                "max_distance": rules.max_distance,
+            }));
             inspection.findings.push(finding);
         }
     }

@@ -354,6 +354,22 @@ reason = "r"
         );
         write("listing.toml", include_str!("../../rules/listing.toml"));
         write("prices.toml", include_str!("../../rules/prices.toml"));
+        write("title.toml", include_str!("../../rules/title.toml"));
+        write(
+            "categories.toml",
+            include_str!("../../rules/categories.toml"),
+        );
+        // The composition check's shorthand names fibres beyond this small table.
+        write(
+            "composition.toml",
+            "attribute = \"a\"\ntolerance = 5.0\nsmall_share = 10.0\nsmall_tolerance = 3.0\ntrace = 0.5\n\
+             pure_min = 95.0\npure_min_by_fibre = {}\npure_prefixes = []\nexclude_names = []\nhand_feel = []\n\
+             blend = []\n",
+        );
+        write(
+            "duplicates.toml",
+            include_str!("../../rules/duplicates.toml"),
+        );
         let rules = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         (dir, rules)
     }

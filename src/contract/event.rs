@@ -49,8 +49,10 @@ pub struct Listing {
     /// Category path from the root, e.g. `["面料", "棉类面料"]`.
     #[serde(default)]
     pub category: Vec<String>,
-    /// The platform's attribute names (成分, 克重, 幅宽 …) to their values.
-    #[serde(default)]
+    /// The platform's attribute names (成分, 克重, 幅宽 …) to their values. A number or a
+    /// boolean is kept as its JSON text; null, arrays and objects say nothing a check can read
+    /// and are left out, rather than failing the whole event.
+    #[serde(default, deserialize_with = "text_attributes")]
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
@@ -76,6 +78,23 @@ pub struct Price {
     /// 面议: the price is agreed with each buyer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negotiable: bool,
+}
+
+fn text_attributes<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<BTreeMap<String, serde_json::Value>> = Deserialize::deserialize(deserializer)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            serde_json::Value::String(text) => Some((name, text)),
+            serde_json::Value::Number(n) => Some((name, n.to_string())),
+            serde_json::Value::Bool(b) => Some((name, b.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 impl ListingEvent {

@@ -25,7 +25,18 @@ pub struct ListingRules {
 }
 
 /// Kinds a check of this build reports; each needs an entry in `listing.toml`.
-const REQUIRED: [Kind; 2] = [Kind::DuplicateText, Kind::Price];
+const REQUIRED: [Kind; 10] = [
+    Kind::DuplicateText,
+    Kind::Price,
+    Kind::TitleContact,
+    Kind::TitleNoProduct,
+    Kind::TitleStuffing,
+    Kind::TitleMismatch,
+    Kind::Category,
+    Kind::TitleIntent,
+    Kind::Stock,
+    Kind::AttributesComposition,
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

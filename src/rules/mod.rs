@@ -12,22 +12,34 @@
 //! - `fibres.tsv`: fibre names, used by the exceptions (100% + a fibre is a content label);
 //! - `listing.toml`: handbook 3.1, what each listing-violation check costs;
 //! - `prices.toml`: handbook 3.1.2 (4), units, currencies and market price bands.
+//! - `title.toml`: handbook 3.1.2 (1), contact-detail markers and intent words;
+//! - `categories.toml`: handbook 3.1.2 (1), (2), the textile taxonomy and its product nouns;
+//! - `composition.toml` (with `fibres.tsv`): handbook 3.1.2 (3), fibre shorthand and tolerances;
+//! - `duplicates.toml`: handbook 3.1.2 (6), what makes two listings of a seller the same.
 
+mod categories;
+mod duplicates;
+mod fibres;
 mod listing;
 mod prices;
 mod terms;
+mod title;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use categories::{Category, Taxonomy};
+pub use duplicates::DuplicateRules;
+pub use fibres::{Blend, CompositionRules, Fibre};
 pub use listing::{ListingRule, ListingRules};
 pub use prices::{
     normalize_spelling, Band, CanonicalUnit, Currency, Learning, PriceRules, Quantity, UnitId,
     UnitSpelling,
 };
 pub use terms::{ContextRule, Pack, PackRules, TermRule, TermRules};
+pub use title::{ContactRules, IntentRules, TitleRules};
 
 /// One thing wrong with the rule files, located for the person who has to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +85,10 @@ pub struct RuleSet {
     pub terms: TermRules,
     pub listing: ListingRules,
     pub prices: PriceRules,
+    pub title: TitleRules,
+    pub taxonomy: Taxonomy,
+    pub composition: CompositionRules,
+    pub duplicates: DuplicateRules,
 }
 
 impl RuleSet {
@@ -93,6 +109,10 @@ impl RuleSet {
         let terms = TermRules::load(dir, &mut problems);
         let listing = ListingRules::load(dir, &mut problems);
         let prices = PriceRules::load(dir, &mut problems);
+        let title = TitleRules::load(dir, &mut problems);
+        let taxonomy = Taxonomy::load(dir, &mut problems);
+        let composition = CompositionRules::load(dir, &mut problems);
+        let duplicates = DuplicateRules::load(dir, &mut problems);
 
         if problems.is_empty() {
             Ok(RuleSet {
@@ -101,6 +121,10 @@ impl RuleSet {
                 terms,
                 listing,
                 prices,
+                title,
+                taxonomy,
+                composition,
+                duplicates,
             })
         } else {
             Err(InvalidRules {

@@ -1,0 +1,507 @@
+//! Composition text to fibres with shares: 100%棉, 全棉, 65%涤纶35%棉, T/C 65/35, CVC 60/40,
+//! T65/C35, 涤65/棉35, 涤棉, 棉麻, 95%cotton 5%spandex, 天丝 (lyocell) …
+//!
+//! Two steps over the folded text. A lexer reads fibre names and trade shorthand (one
+//! automaton over the names of `fibres.tsv` and `composition.toml`, leftmost-longest, so that
+//! 仿真丝 shadows 真丝), numbers with or without `%`, trade codes (T, C, SP …) standing alone,
+//! and the slashes and separators between them; a number followed by a unit letter (40s, 190T,
+//! 150D) is a specification, not a share. Then claims are read off the tokens: ratio forms
+//! (names / names then numbers / numbers, or the other way round), code-number pairs, runs of
+//! share-and-fibre pairs in either order, shorthand, and 纯 / 全 + fibre.
+//!
+//! In free text (title, description) a bare fibre name is no claim (涤纶塔夫绸 names the
+//! fabric, not its composition) and a share needs its `%`; in the 成分 attribute, everything
+//! there is about composition, so both are read.
+
+use std::collections::HashMap;
+
+use crate::checks::folded::{Folded, Hit, Words};
+use crate::checks::BuildError;
+use crate::rules::CompositionRules;
+
+const FIBRE: u32 = 0;
+const BLEND: u32 = 1 << 24;
+const HAND_FEEL: u32 = 2 << 24;
+const KIND_MASK: u32 = 0xFF << 24;
+
+/// One fibre of a claim with its share in percent, where the text gives one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Part {
+    pub fibre: usize,
+    pub share: Option<f64>,
+    /// Claimed by 纯 / 全 (or shorthand such as 全涤): the fibre is all of it.
+    pub pure: bool,
+}
+
+/// One composition claim: where it is (characters of the field) and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub start: usize,
+    pub end: usize,
+    pub parts: Vec<Part>,
+    /// The fibre a shorthand says is the larger share (涤棉: polyester).
+    pub major: Option<usize>,
+    /// The claim names every fibre (a blend, a pure fibre, shares adding up to 100 %).
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok {
+    Num { value: f64, percent: bool },
+    Fibre { fibre: usize, pure: bool },
+    Blend(usize),
+    Code(usize),
+    Slash,
+    Sep,
+    Break,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    tok: Tok,
+    start: usize,
+    end: usize,
+}
+
+/// Buffers the parser reuses from one text to the next.
+#[derive(Debug, Default)]
+pub struct LexBuffers {
+    hits: Vec<Hit>,
+    tokens: Vec<Token>,
+}
+
+/// Whether the text is an attribute (everything is composition) or free text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Attribute,
+    FreeText,
+}
+
+/// The fibre and shorthand names, compiled.
+#[derive(Debug)]
+pub struct CompositionParser {
+    words: Words,
+    codes: HashMap<String, usize>,
+    pure_prefixes: Vec<char>,
+}
+
+impl CompositionParser {
+    pub fn new(rules: &CompositionRules) -> Result<CompositionParser, BuildError> {
+        let hand_feel = rules.hand_feel.iter().map(|w| (w.as_str(), HAND_FEEL));
+        let blends = rules
+            .blends
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| b.names.iter().map(move |n| (n.as_str(), BLEND | i as u32)));
+        let names = rules
+            .names
+            .iter()
+            .map(|(n, f)| (n.as_str(), FIBRE | *f as u32));
+        Ok(CompositionParser {
+            words: Words::new("fibre names", hand_feel.chain(blends).chain(names))?,
+            codes: rules.codes.iter().cloned().collect(),
+            pure_prefixes: rules.pure_prefixes.clone(),
+        })
+    }
+
+    /// Every claim in `text`, in order.
+    pub fn claims(
+        &self,
+        rules: &CompositionRules,
+        text: &Folded,
+        mode: Mode,
+        buffers: &mut LexBuffers,
+    ) -> Vec<Claim> {
+        self.lex(text, &mut buffers.hits, &mut buffers.tokens);
+        read_claims(rules, &buffers.tokens, mode)
+    }
+
+    fn lex(&self, text: &Folded, hits: &mut Vec<Hit>, tokens: &mut Vec<Token>) {
+        let chars = text.chars();
+        hits.clear();
+        self.words.find(text, hits);
+        tokens.clear();
+        let push = |tokens: &mut Vec<Token>, tok: Tok, start: usize, end: usize| {
+            // Runs of separators or of unknown text are one token each.
+            if let Some(last) = tokens.last_mut() {
+                if last.tok == tok && matches!(tok, Tok::Sep | Tok::Break) {
+                    last.end = end;
+                    return;
+                }
+            }
+            tokens.push(Token { tok, start, end });
+        };
+        let mut next_hit = 0;
+        let mut p = 0;
+        while p < chars.len() {
+            while next_hit < hits.len() && hits[next_hit].start < p {
+                next_hit += 1;
+            }
+            if let Some(hit) = hits.get(next_hit).filter(|h| h.start == p) {
+                let tok = if !latin_bounded(chars, hit.start, hit.end) {
+                    Tok::Break
+                } else {
+                    match hit.value & KIND_MASK {
+                        FIBRE => {
+                            let first = chars[hit.start];
+                            let before = hit.start.checked_sub(1).map(|b| chars[b]);
+                            let pure = self.pure_prefixes.contains(&first)
+                                || before.is_some_and(|b| self.pure_prefixes.contains(&b));
+                            Tok::Fibre {
+                                fibre: (hit.value & !KIND_MASK) as usize,
+                                pure,
+                            }
+                        }
+                        BLEND => Tok::Blend((hit.value & !KIND_MASK) as usize),
+                        _ => Tok::Break,
+                    }
+                };
+                push(tokens, tok, hit.start, hit.end);
+                p = hit.end;
+                continue;
+            }
+            let c = chars[p];
+            if c.is_ascii_digit() {
+                let start = p;
+                while p < chars.len()
+                    && (chars[p].is_ascii_digit()
+                        || (chars[p] == '.' && chars.get(p + 1).is_some_and(char::is_ascii_digit)))
+                {
+                    p += 1;
+                }
+                let value: f64 = text.slice(start, p).parse().unwrap_or(f64::NAN);
+                let percent = chars.get(p) == Some(&'%');
+                if percent {
+                    p += 1;
+                }
+                let unit_follows =
+                    !percent && chars.get(p).is_some_and(|c| c.is_ascii_alphabetic());
+                let tok = if unit_follows || !value.is_finite() {
+                    Tok::Break
+                } else {
+                    Tok::Num { value, percent }
+                };
+                push(tokens, tok, start, p);
+            } else if c.is_ascii_alphabetic() {
+                let start = p;
+                while p < chars.len() && chars[p].is_ascii_alphabetic() {
+                    p += 1;
+                }
+                let tok = match self.codes.get(text.slice(start, p)) {
+                    Some(&fibre) => Tok::Code(fibre),
+                    None => Tok::Break,
+                };
+                push(tokens, tok, start, p);
+            } else {
+                let tok = match c {
+                    '/' => Tok::Slash,
+                    ' ' | '+' | ',' | '、' | ':' | ';' | '(' | ')' | '×' | '*' | '-' | '·'
+                    | '\t' | '&' => Tok::Sep,
+                    _ => Tok::Break,
+                };
+                push(tokens, tok, p, p + 1);
+                p += 1;
+            }
+        }
+    }
+}
+
+/// A Latin name (cotton, t/c) must not sit inside a longer Latin word.
+fn latin_bounded(chars: &[char], start: usize, end: usize) -> bool {
+    let latin = |c: char| c.is_ascii_alphabetic();
+    let before = start == 0 || !(latin(chars[start]) && latin(chars[start - 1]));
+    let after = end >= chars.len() || !(latin(chars[end - 1]) && latin(chars[end]));
+    before && after
+}
+
+/// Reads claims off the tokens, left to right, each token used once.
+fn read_claims(rules: &CompositionRules, tokens: &[Token], mode: Mode) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let Some((claim, next)) = ratio(rules, tokens, i)
+            .or_else(|| code_pairs(tokens, i))
+            .or_else(|| share_pairs(tokens, i, mode))
+            .or_else(|| single(rules, tokens, i, mode))
+        {
+            claims.push(claim);
+            i = next;
+        } else {
+            i += 1;
+        }
+    }
+    claims
+}
+
+/// The index of the next token that is not a separator, from `i` on.
+fn skip_sep(tokens: &[Token], mut i: usize) -> usize {
+    while i < tokens.len() && tokens[i].tok == Tok::Sep {
+        i += 1;
+    }
+    i
+}
+
+/// `a / b / c` of one kind of token read by `item`, from `i`: the items and the index after.
+fn slash_list<T>(tokens: &[Token], i: usize, item: impl Fn(Tok) -> Option<T>) -> (Vec<T>, usize) {
+    let mut items = Vec::new();
+    let mut at = i;
+    while let Some(value) = tokens.get(at).and_then(|t| item(t.tok)) {
+        items.push(value);
+        at += 1;
+        if tokens.get(at).map(|t| t.tok) == Some(Tok::Slash)
+            && tokens.get(at + 1).and_then(|t| item(t.tok)).is_some()
+        {
+            at += 1;
+        } else {
+            break;
+        }
+    }
+    (items, at)
+}
+
+fn number(tok: Tok) -> Option<f64> {
+    match tok {
+        Tok::Num { value, .. } => Some(value),
+        _ => None,
+    }
+}
+
+fn name(tok: Tok) -> Option<usize> {
+    match tok {
+        Tok::Fibre { fibre, .. } | Tok::Code(fibre) => Some(fibre),
+        _ => None,
+    }
+}
+
+/// The fibres a token group names: `涤/棉`, `t/c`, or one shorthand (涤棉, CVC).
+fn names_at(
+    rules: &CompositionRules,
+    tokens: &[Token],
+    i: usize,
+) -> Option<(Vec<usize>, Option<usize>, usize)> {
+    if let Some(Tok::Blend(b)) = tokens.get(i).map(|t| t.tok) {
+        let blend = &rules.blends[b];
+        return Some((blend.fibres.clone(), blend.major, i + 1));
+    }
+    let (names, next) = slash_list(tokens, i, name);
+    (names.len() >= 2).then_some((names, None, next))
+}
+
+/// T/C 65/35, CVC 60/40, 涤/棉 65/35, 65/35 涤棉.
+fn ratio(rules: &CompositionRules, tokens: &[Token], i: usize) -> Option<(Claim, usize)> {
+    if let Some((fibres, major, after_names)) = names_at(rules, tokens, i) {
+        let at = skip_sep(tokens, after_names);
+        let (shares, next) = slash_list(tokens, at, number);
+        if shares.len() == fibres.len() && shares.len() >= 2 {
+            return Some((shared_claim(tokens, i, next, &fibres, &shares, major), next));
+        }
+    }
+    let (shares, after_numbers) = slash_list(tokens, i, number);
+    if shares.len() >= 2 {
+        let at = skip_sep(tokens, after_numbers);
+        if let Some((fibres, major, next)) = names_at(rules, tokens, at) {
+            if fibres.len() == shares.len() {
+                return Some((shared_claim(tokens, i, next, &fibres, &shares, major), next));
+            }
+        }
+    }
+    None
+}
+
+fn shared_claim(
+    tokens: &[Token],
+    from: usize,
+    to: usize,
+    fibres: &[usize],
+    shares: &[f64],
+    major: Option<usize>,
+) -> Claim {
+    Claim {
+        start: tokens[from].start,
+        end: tokens[to - 1].end,
+        parts: fibres
+            .iter()
+            .zip(shares)
+            .map(|(&fibre, &share)| Part {
+                fibre,
+                share: Some(share),
+                pure: false,
+            })
+            .collect(),
+        major,
+        complete: true,
+    }
+}
+
+/// T65/C35, T65C35: trade codes each followed by its share.
+fn code_pairs(tokens: &[Token], i: usize) -> Option<(Claim, usize)> {
+    let mut parts = Vec::new();
+    let mut at = i;
+    let mut end = i;
+    while let (Some(Tok::Code(fibre)), Some(Tok::Num { value, .. })) = (
+        tokens.get(at).map(|t| t.tok),
+        tokens.get(at + 1).map(|t| t.tok),
+    ) {
+        parts.push(Part {
+            fibre,
+            share: Some(value),
+            pure: false,
+        });
+        end = at + 2;
+        at = if tokens.get(end).map(|t| t.tok) == Some(Tok::Slash) {
+            end + 1
+        } else {
+            end
+        };
+    }
+    (parts.len() >= 2).then(|| (claim_of(tokens, i, end, parts, None), end))
+}
+
+/// 65%涤纶 35%棉, 涤纶65% 棉35%, 95%cotton 5%spandex; in an attribute also 涤65/棉35.
+fn share_pairs(tokens: &[Token], i: usize, mode: Mode) -> Option<(Claim, usize)> {
+    let share = |tok: Tok| match tok {
+        Tok::Num { value, percent } if percent || mode == Mode::Attribute => Some(value),
+        _ => None,
+    };
+    let fibre = |tok: Tok| match tok {
+        Tok::Fibre { fibre, pure } => Some((fibre, pure)),
+        _ => None,
+    };
+    let first = tokens.get(i)?.tok;
+    let number_first = share(first).is_some();
+    if !number_first && fibre(first).is_none() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut at = i;
+    let mut end = i;
+    loop {
+        let a = tokens.get(at).map(|t| t.tok);
+        let b_at = skip_sep(tokens, at + 1);
+        let b = tokens.get(b_at).map(|t| t.tok);
+        let pair = match (a, b, number_first) {
+            (Some(a), Some(b), true) => share(a).zip(fibre(b)).map(|(s, (f, p))| (f, s, p)),
+            (Some(a), Some(b), false) => fibre(a).zip(share(b)).map(|((f, p), s)| (f, s, p)),
+            _ => None,
+        };
+        let Some((fibre_id, value, pure)) = pair else {
+            break;
+        };
+        parts.push(Part {
+            fibre: fibre_id,
+            share: Some(value),
+            pure,
+        });
+        end = b_at + 1;
+        at = skip_sep(tokens, end);
+        if tokens.get(at).map(|t| t.tok) == Some(Tok::Slash) {
+            at = skip_sep(tokens, at + 1);
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some((claim_of(tokens, i, end, parts, None), end))
+}
+
+/// 涤棉, 全涤, 纯棉, 全棉; in an attribute also a bare fibre name or a list of them.
+fn single(
+    rules: &CompositionRules,
+    tokens: &[Token],
+    i: usize,
+    mode: Mode,
+) -> Option<(Claim, usize)> {
+    match tokens[i].tok {
+        Tok::Blend(b) => {
+            let blend = &rules.blends[b];
+            let pure = blend.fibres.len() == 1;
+            let parts = blend
+                .fibres
+                .iter()
+                .enumerate()
+                .map(|(k, &fibre)| Part {
+                    fibre,
+                    share: blend
+                        .shares
+                        .as_ref()
+                        .and_then(|s| s.get(k).copied())
+                        .filter(|_| !pure),
+                    pure,
+                })
+                .collect();
+            Some((
+                Claim {
+                    start: tokens[i].start,
+                    end: tokens[i].end,
+                    parts,
+                    major: blend.major,
+                    complete: true,
+                },
+                i + 1,
+            ))
+        }
+        Tok::Fibre { fibre, pure: true } => {
+            let parts = vec![Part {
+                fibre,
+                share: None,
+                pure: true,
+            }];
+            Some((
+                Claim {
+                    start: tokens[i].start,
+                    end: tokens[i].end,
+                    parts,
+                    major: None,
+                    complete: true,
+                },
+                i + 1,
+            ))
+        }
+        Tok::Fibre { .. } if mode == Mode::Attribute => {
+            let mut parts = Vec::new();
+            let mut at = i;
+            let mut end = i;
+            while let Some(Tok::Fibre { fibre, pure }) = tokens.get(at).map(|t| t.tok) {
+                parts.push(Part {
+                    fibre,
+                    share: None,
+                    pure,
+                });
+                end = at + 1;
+                at = skip_sep(tokens, end);
+                if tokens.get(at).map(|t| t.tok) == Some(Tok::Slash) {
+                    at += 1;
+                }
+            }
+            Some((
+                Claim {
+                    start: tokens[i].start,
+                    end: tokens[end - 1].end,
+                    parts,
+                    major: None,
+                    complete: true,
+                },
+                end,
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn claim_of(
+    tokens: &[Token],
+    from: usize,
+    to: usize,
+    parts: Vec<Part>,
+    major: Option<usize>,
+) -> Claim {
+    let total: f64 = parts.iter().filter_map(|p| p.share).sum();
+    let complete = parts.iter().all(|p| p.share.is_some()) && total >= 99.5;
+    Claim {
+        start: tokens[from].start,
+        end: tokens[to - 1].end,
+        parts,
+        major,
+        complete,
+    }
+}

@@ -1,0 +1,274 @@
+//! The parallel half of the duplicate check: a small sketch of a listing's content, built from
+//! the normalised text the term matchers already made (no normalising of its own).
+//!
+//! - `key`: a hash of the seller, the key attributes (brand, model, specification,
+//!   composition), normalised, so that spacing, punctuation and full-width forms do not count,
+//!   and the product the title sells ([`Sketch::for_product`]). Two listings are only compared
+//!   when their keys are equal: the same text for another specification, or the same
+//!   boilerplate around another product, is another listing.
+//! - `simhash`: a 64-bit SimHash over the character 3-grams of the normalised title (counted
+//!   twice: it is what a buyer sees) and description. A small edit changes a few 3-grams and so
+//!   a few bits; unrelated texts differ in about half the bits.
+//! - `exact`: a hash of the whole normalised content and category, to tell an identical copy
+//!   from a near one in the evidence.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{FieldName, ListingEvent};
+use crate::normalize::{Normalized, Normalizer};
+
+/// What the duplicate check keeps of one listing's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sketch {
+    pub key: u64,
+    pub simhash: u64,
+    pub exact: u64,
+}
+
+impl Sketch {
+    /// The sketch with the product the title sells (its head noun, folded) in the key.
+    pub fn for_product(mut self, product: &str) -> Sketch {
+        let mut key = DefaultHasher::new();
+        self.key.hash(&mut key);
+        product.hash(&mut key);
+        self.key = key.finish();
+        self
+    }
+
+    /// Bits in which two sketches' SimHashes differ.
+    pub fn distance(&self, other: &Sketch) -> u32 {
+        (self.simhash ^ other.simhash).count_ones()
+    }
+}
+
+/// Builds a [`Sketch`] field by field as the parallel checks normalise the fields.
+pub struct SketchBuilder<'a> {
+    key_attributes: &'a [String],
+    key: DefaultHasher,
+    exact: DefaultHasher,
+    /// Set-bit counts of the 3-gram hashes: 16-bit lanes, four bits of the hash per word
+    /// (bits 4i..4i+3 in `lanes[i]`), so that one 3-gram costs 16 additions, not 64.
+    lanes: [u64; 16],
+    /// Total weight added to every lane since the last flush.
+    weight: u32,
+    /// Lanes flushed before they could overflow, and the weight they held.
+    counts: [u32; 64],
+    total: u32,
+    shingles: u32,
+}
+
+impl<'a> SketchBuilder<'a> {
+    /// Starts with the seller (part of the key) and the category path (part of `exact`).
+    pub fn new(
+        event: &ListingEvent,
+        key_attributes: &'a [String],
+        normalized: &mut Normalized,
+    ) -> SketchBuilder<'a> {
+        let mut key = DefaultHasher::new();
+        event.seller.id.hash(&mut key);
+        let mut exact = DefaultHasher::new();
+        for level in &event.listing.category {
+            Normalizer.normalize_into(level, normalized);
+            normalized.text().hash(&mut exact);
+        }
+        SketchBuilder {
+            key_attributes,
+            key,
+            exact,
+            lanes: [0; 16],
+            weight: 0,
+            counts: [0; 64],
+            total: 0,
+            shingles: 0,
+        }
+    }
+
+    pub fn add(&mut self, field: FieldName<'_>, normalized: &Normalized) {
+        let text = normalized.text();
+        match field {
+            FieldName::Title => {
+                0u8.hash(&mut self.exact);
+                self.shingle(text, 2);
+            }
+            FieldName::Description => {
+                1u8.hash(&mut self.exact);
+                self.shingle(text, 1);
+            }
+            FieldName::Attribute(name) => {
+                name.hash(&mut self.exact);
+                if self.key_attributes.iter().any(|k| k == name) {
+                    name.hash(&mut self.key);
+                    text.hash(&mut self.key);
+                }
+            }
+        }
+        text.hash(&mut self.exact);
+    }
+
+    /// The sketch, or `None` for a listing without title or description text to compare.
+    pub fn finish(mut self) -> Option<Sketch> {
+        if self.shingles == 0 {
+            return None;
+        }
+        self.flush();
+        // A bit is set where more than half the weight had it set.
+        let mut simhash = 0u64;
+        for (bit, &count) in self.counts.iter().enumerate() {
+            if 2 * u64::from(count) > u64::from(self.total) {
+                simhash |= 1 << bit;
+            }
+        }
+        Some(Sketch {
+            key: self.key.finish(),
+            simhash,
+            exact: self.exact.finish(),
+        })
+    }
+
+    /// Adds every character 3-gram of `text` (the whole text if shorter) with `weight`.
+    fn shingle(&mut self, text: &str, weight: u32) {
+        let mut window = [0u64; 3];
+        let mut seen = 0usize;
+        for c in text.chars() {
+            window = [window[1], window[2], c as u64];
+            seen += 1;
+            if seen >= 3 {
+                self.count(window[0] | window[1] << 21 | window[2] << 42, weight);
+            }
+        }
+        if (1..3).contains(&seen) {
+            self.count(window[0] | window[1] << 21 | window[2] << 42, weight);
+        }
+    }
+
+    fn count(&mut self, gram: u64, weight: u32) {
+        let hash = mix(gram);
+        let weight64 = u64::from(weight);
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            *lane += NIBBLE_LANES[((hash >> (4 * i)) & 0xF) as usize] * weight64;
+        }
+        self.weight += weight;
+        self.total += weight;
+        self.shingles += 1;
+        if self.weight >= u32::from(u16::MAX) - 4 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            for j in 0..4 {
+                self.counts[4 * i + j] += ((*lane >> (16 * j)) & 0xFFFF) as u32;
+            }
+            *lane = 0;
+        }
+        self.weight = 0;
+    }
+}
+
+/// For each nibble value, its four bits spread into four 16-bit lanes.
+const NIBBLE_LANES: [u64; 16] = {
+    let mut table = [0u64; 16];
+    let mut n = 0;
+    while n < 16 {
+        let mut j = 0;
+        while j < 4 {
+            if n >> j & 1 == 1 {
+                table[n] |= 1 << (16 * j);
+            }
+            j += 1;
+        }
+        n += 1;
+    }
+    table
+};
+
+/// SplitMix64's finaliser: spreads the 3-gram's bits over the whole word.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sketch(title: &str, description: &str) -> Sketch {
+        let event: ListingEvent = serde_json::from_value(serde_json::json!({
+            "schema": "listing-event/v1", "event_id": "e", "op": "upsert",
+            "occurred_at": "2026-12-02T09:15:00+08:00", "seller": { "id": "S1" },
+            "listing": { "id": "P1", "title": title, "description": description }
+        }))
+        .unwrap();
+        let keys = vec!["brand".to_owned()];
+        let mut normalized = Normalized::default();
+        let mut builder = SketchBuilder::new(&event, &keys, &mut normalized);
+        for (field, text) in event.text_fields() {
+            Normalizer.normalize_into(text, &mut normalized);
+            builder.add(field, &normalized);
+        }
+        builder.finish().unwrap()
+    }
+
+    const TITLE: &str = "精梳全棉贡缎 60s 173*124 床品面料";
+    const DESCRIPTION: &str = "60支精梳全棉贡缎，适合四件套，布面光洁，手感柔软，可定织定染。";
+
+    #[test]
+    fn spacing_punctuation_and_width_change_nothing() {
+        let original = sketch(TITLE, DESCRIPTION);
+        let respaced = sketch(
+            "精梳 全棉 贡缎　６０ｓ　173×124 【床品面料】",
+            "60支精梳全棉贡缎 适合四件套!布面光洁 手感柔软 可定织定染",
+        );
+        assert_eq!(original.simhash, respaced.simhash);
+        assert_eq!(original.key, respaced.key);
+    }
+
+    #[test]
+    fn small_edits_move_few_bits_and_other_texts_many() {
+        let original = sketch(TITLE, DESCRIPTION);
+        let edits = [
+            sketch("精梳全棉贡缎 60s 173*124 床品布料", DESCRIPTION),
+            sketch(
+                TITLE,
+                "60支精梳全棉贡缎，适合四件套，布面光洁，手感柔软，可以定织定染。",
+            ),
+            sketch("新款精梳全棉贡缎 60s 173*124 床品面料", DESCRIPTION),
+            sketch(
+                TITLE,
+                "60支精梳全棉贡缎，适合做四件套，布面光洁，手感柔软，可定织定染。",
+            ),
+        ];
+        for edited in &edits {
+            let distance = original.distance(edited);
+            assert!(distance <= 12, "{distance}");
+        }
+        let others = [
+            sketch(
+                "涤纶塔夫绸 190T 里布",
+                "190T涤塔夫，用于箱包、服装里布，颜色齐全。",
+            ),
+            sketch("剑杆织机 高速 幅宽230cm", "高速剑杆织机，九成新，可试机。"),
+            sketch(
+                "全棉府绸 40s×40s 133×72",
+                "精梳全棉府绸，布面平整，适合衬衫、童装。",
+            ),
+        ];
+        for other in &others {
+            let distance = original.distance(other);
+            assert!(distance > 16, "{distance}");
+        }
+    }
+
+    #[test]
+    fn a_text_longer_than_a_lane_holds_is_counted_exactly() {
+        // Every 3-gram of the text is the same, so the SimHash is that 3-gram's hash.
+        let long = "a".repeat(200_000);
+        let a = u64::from(b'a');
+        assert_eq!(sketch("", &long).simhash, mix(a | a << 21 | a << 42));
+    }
+}
