@@ -13,10 +13,12 @@ use crate::contract::{Listing, ListingEvent, Op, Price, Seller, EVENT_SCHEMA};
 struct Vocabulary {
     prefixes: Vec<String>,
     suffixes: Vec<String>,
-    sentences: Vec<String>,
+    /// Description sentences by group: `any`, `purchase`, and those products name.
+    sentences: std::collections::BTreeMap<String, Vec<String>>,
     adlaw: Vec<String>,
     prohibited: Vec<String>,
     licensed: Vec<String>,
+    contacts: Vec<String>,
     product: Vec<Product>,
 }
 
@@ -24,6 +26,8 @@ struct Vocabulary {
 struct Product {
     name: String,
     specs: Vec<String>,
+    /// The sentence groups its description draws on besides `any`.
+    sentences: Vec<String>,
     category: Vec<String>,
     attributes: std::collections::BTreeMap<String, String>,
     unit: String,
@@ -35,6 +39,9 @@ const DELETE_RATE: f64 = 0.02;
 const ADLAW_RATE: f64 = 0.04;
 const PROHIBITED_RATE: f64 = 0.01;
 const LICENSED_RATE: f64 = 0.005;
+const CONTACT_RATE: f64 = 0.005;
+/// Share of upserts that are purchase (求购) listings.
+const PURCHASE_RATE: f64 = 0.05;
 
 /// Generates `count` events and hands each to `write` as one JSON line.
 pub fn write_events(
@@ -44,6 +51,12 @@ pub fn write_events(
 ) -> io::Result<()> {
     let vocabulary: Vocabulary = toml::from_str(include_str!("vocabulary.toml"))
         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
+    if !vocabulary.sentences.contains_key("any") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the generator's vocabulary has no `any` sentences",
+        ));
+    }
     let mut rng = fastrand::Rng::with_seed(seed);
     let start = OffsetDateTime::UNIX_EPOCH + Duration::days(20_789); // 2026-12-01
     let mut line = Vec::with_capacity(2048);
@@ -96,35 +109,47 @@ fn event(v: &Vocabulary, rng: &mut fastrand::Rng, n: u64, at: OffsetDateTime) ->
     }
 
     let product = &v.product[rng.usize(..v.product.len())];
-    let mut title = [
-        pick(rng, &v.prefixes),
-        &product.name,
-        pick(rng, &product.specs),
-        pick(rng, &v.suffixes),
-    ]
-    .iter()
-    .filter(|part| !part.is_empty())
-    .copied()
-    .collect::<Vec<_>>()
-    .join(" ");
-    let mut description: String = (0..rng.usize(4..10))
-        .map(|_| pick(rng, &v.sentences))
+    let purchase = rng.f64() < PURCHASE_RATE;
+    let (prefix, suffix) = if purchase {
+        ("求购", "")
+    } else {
+        (pick(rng, &v.prefixes), pick(rng, &v.suffixes))
+    };
+    let mut title = [prefix, &product.name, pick(rng, &product.specs), suffix]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let groups: Vec<&[String]> = std::iter::once("any")
+        .chain(product.sentences.iter().map(String::as_str))
+        .chain(purchase.then_some("purchase"))
+        .filter_map(|group| v.sentences.get(group).map(Vec::as_slice))
         .collect();
+    let mut description: String = (0..rng.usize(4..10))
+        .map(|_| {
+            let group = groups[rng.usize(..groups.len())];
+            pick(rng, group)
+        })
+        .collect();
+    let any_sentence = &v.sentences["any"];
 
     // Violations go into the title or the description, at a random sentence boundary.
-    for (rate, words) in [
-        (ADLAW_RATE, &v.adlaw),
-        (PROHIBITED_RATE, &v.prohibited),
-        (LICENSED_RATE, &v.licensed),
+    // Contact details only count in the title.
+    for (rate, words, title_only) in [
+        (ADLAW_RATE, &v.adlaw, false),
+        (PROHIBITED_RATE, &v.prohibited, false),
+        (LICENSED_RATE, &v.licensed, false),
+        (CONTACT_RATE, &v.contacts, true),
     ] {
         if rng.f64() < rate {
             let word = pick(rng, words);
-            if rng.bool() {
+            if title_only || rng.bool() {
                 title = format!("{word} {title}");
             } else {
                 description.push_str(word);
                 description.push('，');
-                description.push_str(pick(rng, &v.sentences));
+                description.push_str(pick(rng, any_sentence));
             }
         }
     }
@@ -147,14 +172,7 @@ fn event(v: &Vocabulary, rng: &mut fastrand::Rng, n: u64, at: OffsetDateTime) ->
         listing: Listing {
             id: listing_id,
             version: Some(rng.u64(1..6)),
-            intent: Some(
-                if rng.f64() < 0.95 {
-                    "supply"
-                } else {
-                    "purchase"
-                }
-                .to_owned(),
-            ),
+            intent: Some(if purchase { "purchase" } else { "supply" }.to_owned()),
             title: Some(title),
             category: product.category.clone(),
             attributes: product.attributes.clone(),
