@@ -166,6 +166,37 @@ mod tests {
     }
 
     #[test]
+    fn attribute_values_that_are_not_text_are_read_as_their_json_text_or_left_out() {
+        let input = GOOD.replacen(
+            r#"{"成分":"100%棉"}"#,
+            r#"{"成分":"100%棉","克重":110,"幅宽":-150,"支数":40.5,"现货":true,
+               "备注":null,"颜色":["红","蓝"],"尺寸":{"长":1}}"#,
+            1,
+        );
+        let attributes = decode(input.as_bytes()).unwrap().event.listing.attributes;
+        let read: Vec<(&str, &str)> = attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut want = vec![
+            ("成分", "100%棉"),
+            ("克重", "110"),
+            ("幅宽", "-150"),
+            ("支数", "40.5"),
+            ("现货", "true"),
+        ];
+        want.sort();
+        assert_eq!(read, want);
+        let null = GOOD.replacen(r#"{"成分":"100%棉"}"#, "null", 1);
+        assert!(decode(null.as_bytes())
+            .unwrap()
+            .event
+            .listing
+            .attributes
+            .is_empty());
+    }
+
+    #[test]
     fn unknown_fields_are_accepted() {
         let input = GOOD.replacen("\"op\"", "\"trace\":{\"x\":1},\"op\"", 1);
         assert!(decode(input.as_bytes()).is_ok());

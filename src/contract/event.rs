@@ -84,17 +84,86 @@ fn text_attributes<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, 
 where
     D: serde::Deserializer<'de>,
 {
-    let raw: Option<BTreeMap<String, serde_json::Value>> = Deserialize::deserialize(deserializer)?;
+    let raw: Option<BTreeMap<String, AttributeValue>> = Deserialize::deserialize(deserializer)?;
     Ok(raw
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(name, value)| match value {
-            serde_json::Value::String(text) => Some((name, text)),
-            serde_json::Value::Number(n) => Some((name, n.to_string())),
-            serde_json::Value::Bool(b) => Some((name, b.to_string())),
-            _ => None,
-        })
+        .filter_map(|(name, value)| value.0.map(|text| (name, text)))
         .collect())
+}
+
+/// One attribute value as text, or `None` for a value no check can read. Read straight from
+/// the JSON, without building a `serde_json::Value` first: this is on every event's path.
+struct AttributeValue(Option<String>);
+
+impl<'de> Deserialize<'de> for AttributeValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AttributeVisitor)
+    }
+}
+
+struct AttributeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AttributeVisitor {
+    type Value = AttributeValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an attribute value")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(Some(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(Some(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(Some(v.to_string())))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(Some(v.to_string())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(Some(v.to_string())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<AttributeValue, E> {
+        // The same text serde_json gives the number.
+        Ok(AttributeValue(
+            serde_json::Number::from_f64(v).map(|n| n.to_string()),
+        ))
+    }
+
+    fn visit_unit<E>(self) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(None))
+    }
+
+    fn visit_none<E>(self) -> Result<AttributeValue, E> {
+        Ok(AttributeValue(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<AttributeValue, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(AttributeValue(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<AttributeValue, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(AttributeValue(None))
+    }
 }
 
 impl ListingEvent {

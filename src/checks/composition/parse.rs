@@ -112,14 +112,45 @@ impl CompositionParser {
         mode: Mode,
         buffers: &mut LexBuffers,
     ) -> Vec<Claim> {
-        self.lex(text, &mut buffers.hits, &mut buffers.tokens);
+        buffers.hits.clear();
+        self.words.find(text, &mut buffers.hits);
+        // Every claim names a fibre, a blend or a fibre code: most descriptions name none, and
+        // need no lexing at all.
+        if !self.names_a_fibre(text, &buffers.hits) {
+            return Vec::new();
+        }
+        self.lex(text, &buffers.hits, &mut buffers.tokens);
         read_claims(rules, &buffers.tokens, mode)
     }
 
-    fn lex(&self, text: &Folded, hits: &mut Vec<Hit>, tokens: &mut Vec<Token>) {
+    /// Whether `text` holds a fibre or blend word (among `hits`) or a Latin fibre code.
+    fn names_a_fibre(&self, text: &Folded, hits: &[Hit]) -> bool {
+        if hits
+            .iter()
+            .any(|h| matches!(h.value & KIND_MASK, FIBRE | BLEND))
+        {
+            return true;
+        }
         let chars = text.chars();
-        hits.clear();
-        self.words.find(text, hits);
+        let mut p = 0;
+        while p < chars.len() {
+            if !chars[p].is_ascii_alphabetic() {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < chars.len() && chars[p].is_ascii_alphabetic() {
+                p += 1;
+            }
+            if self.codes.contains_key(text.slice(start, p)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn lex(&self, text: &Folded, hits: &[Hit], tokens: &mut Vec<Token>) {
+        let chars = text.chars();
         tokens.clear();
         let push = |tokens: &mut Vec<Token>, tok: Tok, start: usize, end: usize| {
             // Runs of separators or of unknown text are one token each.
