@@ -62,6 +62,48 @@ pub enum WorkerError {
     Signals(#[source] std::io::Error),
     #[error("the transaction cannot be aborted ({0}); another worker took over this one's transactional id")]
     Fenced(#[source] KafkaError),
+    #[error("the consumer left its group {0} times within {LEFT_GROUP_WINDOW:?}; exiting so that the worker is restarted")]
+    LeftGroup(usize),
+}
+
+/// How often the consumer may leave its group within [`LEFT_GROUP_WINDOW`] before the worker
+/// gives up: once is a stall the worker survives, again and again is a worker that cannot
+/// keep up and is better restarted.
+const LEFT_GROUP_LIMIT: usize = 3;
+const LEFT_GROUP_WINDOW: Duration = Duration::from_secs(600);
+
+/// Times the consumer was found outside its group, within the window.
+#[derive(Default)]
+struct GroupWatch {
+    left_at: std::collections::VecDeque<Instant>,
+}
+
+impl GroupWatch {
+    /// Notes whether the consumer left its group since the last look; an error once it has
+    /// left too often.
+    fn check(&mut self, context: &WorkerContext) -> Result<(), WorkerError> {
+        if !context.take_left_group() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.left_at.push_back(now);
+        while self
+            .left_at
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > LEFT_GROUP_WINDOW)
+        {
+            self.left_at.pop_front();
+        }
+        tracing::warn!(
+            times = self.left_at.len(),
+            "the consumer left its group (no poll within max.poll.interval.ms); rejoining. \
+             Offsets not yet committed are decided again by whoever owns the partitions now"
+        );
+        if self.left_at.len() >= LEFT_GROUP_LIMIT {
+            return Err(WorkerError::LeftGroup(self.left_at.len()));
+        }
+        Ok(())
+    }
 }
 
 /// One consumed message, copied out of librdkafka's buffer.
@@ -107,9 +149,13 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             Some(tokio::spawn(acknowledge_in_order(consumer.clone(), rx))),
         )
     };
+    let mut group_watch = GroupWatch::default();
     let result = async {
         loop {
             let batch = next_batch(&consumer, &run, stop.clone()).await;
+            // librdkafka rejoins on the next poll by itself; what the worker must not do is
+            // go on unaware, or keep going when it leaves again and again.
+            group_watch.check(consumer.context())?;
             if !batch.is_empty() {
                 let outcomes = decide_batch(&moderator, &batch);
                 let delivered = match &acks {
@@ -118,17 +164,14 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                         let deliveries =
                             send_all(&producer, &run.config, &batch, &outcomes).await?;
                         let offsets = next_offsets(&batch);
-                        if acks
-                            .send(InFlight {
-                                deliveries,
-                                offsets,
-                            })
-                            .await
-                            .is_err()
-                        {
+                        let Some(slot) = reserve_in_flight(&consumer, acks).await else {
                             // The acknowledger stopped on a failed delivery; it says why below.
                             return Ok(());
-                        }
+                        };
+                        slot.send(InFlight {
+                            deliveries,
+                            offsets,
+                        });
                         true
                     }
                 };
@@ -229,6 +272,9 @@ async fn next_batch(
                 });
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + run.linger);
             }
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PollExceeded)) => {
+                consumer.context().note_left_group();
+            }
             Err(error) => {
                 // A missing topic or an unreachable broker repeats this every few hundred
                 // milliseconds; say it once per quiet period, not each time.
@@ -269,6 +315,39 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
 
 /// Results of how many batches may wait for the broker's acknowledgement at once.
 const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A place for one more batch among those awaiting acknowledgement. When all are taken, the
+/// worker's partitions are paused until one frees up, so that librdkafka stops fetching for
+/// a worker that cannot take more (its prefetch queue is bounded too, but need not fill).
+/// `None` once the acknowledger has stopped.
+async fn reserve_in_flight<'a>(
+    consumer: &StreamConsumer<WorkerContext>,
+    acks: &'a tokio::sync::mpsc::Sender<InFlight>,
+) -> Option<tokio::sync::mpsc::Permit<'a, InFlight>> {
+    match acks.try_reserve() {
+        Ok(slot) => return Some(slot),
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return None,
+        Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
+    }
+    let paused = consumer.assignment().ok();
+    if let Some(partitions) = &paused {
+        if let Err(error) = consumer.pause(partitions) {
+            tracing::debug!(%error, "cannot pause the assigned partitions");
+        }
+        tracing::debug!(
+            partitions = partitions.count(),
+            "acknowledgements behind: partitions paused"
+        );
+    }
+    let slot = acks.reserve().await.ok();
+    if let Some(partitions) = &paused {
+        // A partition revoked meanwhile is no longer this worker's to resume.
+        if let Err(error) = consumer.resume(partitions) {
+            tracing::debug!(%error, "cannot resume every paused partition");
+        }
+    }
+    slot
+}
 
 /// A batch whose results are sent but not yet acknowledged.
 struct InFlight {

@@ -464,3 +464,33 @@ fn exactly_once_a_read_committed_reader_sees_each_decision_once_across_a_crash()
     assert_eq!(event_ids(&read).len(), 20_000, "{log}");
     assert_eq!(again.len(), 20_000, "a decision was seen twice\n{log}");
 }
+
+#[test]
+fn a_worker_stalled_past_the_poll_interval_notices_it_left_its_group_and_rejoins() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("stall");
+    create_topics(&brokers, &names);
+    // The shortest poll interval librdkafka accepts next to the worker's 10 s session.
+    let worker = start_worker_with(
+        &brokers,
+        &names,
+        &["--kafka-property", "max.poll.interval.ms=10000"],
+    );
+    produce(&brokers, &names.input, &events(3000));
+    let early = read_until(&brokers, &names.output, Duration::from_secs(60), 3000);
+    assert_eq!(event_ids(&early).len(), 3000, "{}", worker.log());
+
+    // A paused container: every thread of the process stops, heartbeats included.
+    let pid = worker.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_secs(14));
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+
+    let later: Vec<(String, Vec<u8>)> = events(6000).split_off(3000);
+    produce(&brokers, &names.input, &later);
+    let read = read_until(&brokers, &names.output, Duration::from_secs(90), 6000);
+    let (status, _, log) = worker.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(event_ids(&read).len(), 6000, "{log}");
+    assert!(log.contains("the consumer left its group"), "{log}");
+}

@@ -11,7 +11,10 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, KafkaResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 
 /// Where a worker connects and what it reads and writes. Defaults are the platform's topic
 /// names from DESIGN.md.
@@ -32,12 +35,33 @@ pub struct KafkaConfig {
     pub transactional_id: String,
 }
 
-/// Routes librdkafka's logs and errors into `tracing` and commits on revoke.
+/// Routes librdkafka's logs and errors into `tracing`, commits on revoke, and notices when
+/// the consumer has left its group.
 #[derive(Debug, Clone, Default)]
-pub struct WorkerContext;
+pub struct WorkerContext {
+    left_group: Arc<AtomicBool>,
+}
+
+impl WorkerContext {
+    /// Whether the consumer left its group since the last call. librdkafka leaves the group
+    /// when the application has not polled for `max.poll.interval.ms` (a stalled process, a
+    /// paused container) and says so only in a log line; it rejoins on the next poll, but the
+    /// worker must know, because its partitions may have moved meanwhile.
+    pub fn take_left_group(&self) -> bool {
+        self.left_group.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the consumer as having left its group.
+    pub fn note_left_group(&self) {
+        self.left_group.store(true, Ordering::Release);
+    }
+}
 
 impl ClientContext for WorkerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "MAXPOLL" {
+            self.note_left_group();
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -52,6 +76,9 @@ impl ClientContext for WorkerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PollExceeded) {
+            self.note_left_group();
+        }
         tracing::warn!(%error, "kafka client error: {reason}");
     }
 }
@@ -104,7 +131,8 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
     for (key, value) in &config.properties {
         client.set(key, value);
     }
-    let consumer: StreamConsumer<WorkerContext> = client.create_with_context(WorkerContext)?;
+    let consumer: StreamConsumer<WorkerContext> =
+        client.create_with_context(WorkerContext::default())?;
     consumer.subscribe(&[&config.input_topic])?;
     Ok(consumer)
 }
