@@ -11,9 +11,12 @@
 //!   a few bits; unrelated texts differ in about half the bits.
 //! - `exact`: a hash of the whole normalised content and category, to tell an identical copy
 //!   from a near one in the evidence.
+//!
+//! `key` and `exact` are XXH3 hashes of explicitly framed bytes, not `std`'s hasher: a sketch
+//! is state that outlives the process (a snapshot, a topic a restarted worker replays), so it
+//! must hash the same in every build.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use xxhash_rust::xxh3::Xxh3Default;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +34,10 @@ pub struct Sketch {
 impl Sketch {
     /// The sketch with the product the title sells (its head noun, folded) in the key.
     pub fn for_product(mut self, product: &str) -> Sketch {
-        let mut key = DefaultHasher::new();
-        self.key.hash(&mut key);
-        product.hash(&mut key);
-        self.key = key.finish();
+        let mut key = Xxh3Default::new();
+        key.update(&self.key.to_le_bytes());
+        frame(&mut key, product.as_bytes());
+        self.key = key.digest();
         self
     }
 
@@ -47,8 +50,8 @@ impl Sketch {
 /// Builds a [`Sketch`] field by field as the parallel checks normalise the fields.
 pub struct SketchBuilder<'a> {
     key_attributes: &'a [String],
-    key: DefaultHasher,
-    exact: DefaultHasher,
+    key: Xxh3Default,
+    exact: Xxh3Default,
     /// Set-bit counts of the 3-gram hashes: 16-bit lanes, four bits of the hash per word
     /// (bits 4i..4i+3 in `lanes[i]`), so that one 3-gram costs 16 additions, not 64.
     lanes: [u64; 16],
@@ -67,12 +70,12 @@ impl<'a> SketchBuilder<'a> {
         key_attributes: &'a [String],
         normalized: &mut Normalized,
     ) -> SketchBuilder<'a> {
-        let mut key = DefaultHasher::new();
-        event.seller.id.hash(&mut key);
-        let mut exact = DefaultHasher::new();
+        let mut key = Xxh3Default::new();
+        frame(&mut key, event.seller.id.as_bytes());
+        let mut exact = Xxh3Default::new();
         for level in &event.listing.category {
             Normalizer.normalize_into(level, normalized);
-            normalized.text().hash(&mut exact);
+            frame(&mut exact, normalized.text().as_bytes());
         }
         SketchBuilder {
             key_attributes,
@@ -90,22 +93,23 @@ impl<'a> SketchBuilder<'a> {
         let text = normalized.text();
         match field {
             FieldName::Title => {
-                0u8.hash(&mut self.exact);
+                self.exact.update(&[0]);
                 self.shingle(text, 2);
             }
             FieldName::Description => {
-                1u8.hash(&mut self.exact);
+                self.exact.update(&[1]);
                 self.shingle(text, 1);
             }
             FieldName::Attribute(name) => {
-                name.hash(&mut self.exact);
+                self.exact.update(&[2]);
+                frame(&mut self.exact, name.as_bytes());
                 if self.key_attributes.iter().any(|k| k == name) {
-                    name.hash(&mut self.key);
-                    text.hash(&mut self.key);
+                    frame(&mut self.key, name.as_bytes());
+                    frame(&mut self.key, text.as_bytes());
                 }
             }
         }
-        text.hash(&mut self.exact);
+        frame(&mut self.exact, text.as_bytes());
     }
 
     /// The sketch, or `None` for a listing without title or description text to compare.
@@ -122,9 +126,9 @@ impl<'a> SketchBuilder<'a> {
             }
         }
         Some(Sketch {
-            key: self.key.finish(),
+            key: self.key.digest(),
             simhash,
-            exact: self.exact.finish(),
+            exact: self.exact.digest(),
         })
     }
 
@@ -169,6 +173,12 @@ impl<'a> SketchBuilder<'a> {
     }
 }
 
+/// Adds `bytes` with their length in front, so that ("ab", "c") and ("a", "bc") differ.
+fn frame(hasher: &mut Xxh3Default, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
 /// For each nibble value, its four bits spread into four 16-bit lanes.
 const NIBBLE_LANES: [u64; 16] = {
     let mut table = [0u64; 16];
@@ -197,6 +207,10 @@ fn mix(mut x: u64) -> u64 {
 mod tests {
     use super::*;
 
+    const PINNED_KEY: u64 = 13_674_714_017_848_546_631;
+    const PINNED_SIMHASH: u64 = 12_011_378_191_363_278_681;
+    const PINNED_EXACT: u64 = 15_774_120_515_639_185_929;
+
     fn sketch(title: &str, description: &str) -> Sketch {
         let event: ListingEvent = serde_json::from_value(serde_json::json!({
             "schema": "listing-event/v1", "event_id": "e", "op": "upsert",
@@ -216,6 +230,16 @@ mod tests {
 
     const TITLE: &str = "精梳全棉贡缎 60s 173*124 床品面料";
     const DESCRIPTION: &str = "60支精梳全棉贡缎，适合四件套，布面光洁，手感柔软，可定织定染。";
+
+    #[test]
+    fn a_sketch_hashes_the_same_in_every_build() {
+        // Sketches outlive the process; these values must never change silently.
+        let pinned = sketch("全棉府绸 40s×40s", "布面平整。").for_product("府绸");
+        assert_eq!(
+            (pinned.key, pinned.simhash, pinned.exact),
+            (PINNED_KEY, PINNED_SIMHASH, PINNED_EXACT)
+        );
+    }
 
     #[test]
     fn spacing_punctuation_and_width_change_nothing() {
