@@ -223,6 +223,7 @@ fn start_worker(brokers: &str, run: &str) -> Result<Child, Error> {
             &format!("{run}-out"),
         ])
         .args(["--dead-letter-topic", &format!("{run}-dead")])
+        .args(["--state-topic", &format!("{run}-state")])
         .stdout(Stdio::null())
         .spawn()?)
 }

@@ -28,6 +28,8 @@ pub struct ConfigFile {
     pub input_topic: Option<String>,
     pub output_topic: Option<String>,
     pub dead_letter_topic: Option<String>,
+    pub state_topic: Option<String>,
+    pub no_state_topic: Option<bool>,
     pub exactly_once: Option<bool>,
     pub transactional_id: Option<String>,
     pub linger_ms: Option<u64>,
@@ -92,6 +94,11 @@ impl ConfigFile {
         set(
             "LOOMGUARD_DEAD_LETTER_TOPIC",
             self.dead_letter_topic.clone(),
+        );
+        set("LOOMGUARD_STATE_TOPIC", self.state_topic.clone());
+        set(
+            "LOOMGUARD_NO_STATE_TOPIC",
+            self.no_state_topic.map(|v| v.to_string()),
         );
         set(
             "LOOMGUARD_EXACTLY_ONCE",

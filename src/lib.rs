@@ -21,6 +21,7 @@
 //! - [`moderator`]: one record through decode, checks and decide.
 //! - [`pipeline`]: the main job over files, in parallel and in input order.
 //! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once.
+//! - [`state`]: the duplicate check's state shared by the workers through a compacted topic.
 //! - [`contract`]: the JSON shapes shared with the rest of the platform.
 //! - [`rules`]: loading and validating the rule files under `rules/`.
 //! - [`config`]: `run`'s settings from a TOML file.
@@ -41,4 +42,5 @@ pub mod pipeline;
 pub mod rules;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod worker;

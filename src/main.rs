@@ -140,6 +140,13 @@ struct KafkaArgs {
         env = "LOOMGUARD_DEAD_LETTER_TOPIC"
     )]
     dead_letter_topic: String,
+    /// The compacted topic holding the duplicate check's live listings, shared by every
+    /// worker of the group: replayed at start, tailed while running, appended to.
+    #[arg(long, default_value = "listing-state", env = "LOOMGUARD_STATE_TOPIC")]
+    state_topic: String,
+    /// Keep the duplicate check's state in this worker's memory alone.
+    #[arg(long, env = "LOOMGUARD_NO_STATE_TOPIC")]
+    no_state_topic: bool,
     /// A librdkafka property for both clients, `key=value` (TLS, SASL, timeouts); repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
@@ -309,6 +316,7 @@ fn run_kafka(
             input_topic: kafka.input_topic.clone(),
             output_topic: kafka.output_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
+            state_topic: (!kafka.no_state_topic).then(|| kafka.state_topic.clone()),
             properties: kafka.kafka_properties.clone(),
             exactly_once: kafka.exactly_once,
             transactional_id: kafka.transactional_id.clone().unwrap_or_else(|| {

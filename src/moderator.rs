@@ -83,6 +83,32 @@ impl Moderator {
         &self.checks
     }
 
+    /// Keeps a journal of the duplicate state's changes from now on, for a shared state log.
+    pub fn keep_state_journal(&self) {
+        self.ordered().keep_journal();
+    }
+
+    /// The duplicate state's changes since the last call, oldest first.
+    pub fn take_state_changes(&self) -> Vec<crate::checks::duplicates::StateChange> {
+        self.ordered().take_changes()
+    }
+
+    /// Applies changes another worker made to the shared duplicate state.
+    pub fn apply_state_changes(
+        &self,
+        changes: impl IntoIterator<Item = crate::checks::duplicates::StateChange>,
+    ) {
+        let per_seller = self.rules.duplicates.per_seller_capacity;
+        let mut ordered = self.ordered();
+        for change in changes {
+            ordered.apply(change, per_seller);
+        }
+    }
+
+    fn ordered(&self) -> std::sync::MutexGuard<'_, OrderedChecks> {
+        self.ordered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Prices the price check could not understand so far, by reason.
     pub fn unreadable_prices(&self) -> UnreadablePrices {
         self.ordered

@@ -36,6 +36,7 @@ use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
+use crate::state::SharedState;
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct KafkaRun {
 pub enum WorkerError {
     #[error("cannot start the Kafka clients: {0}")]
     Start(#[source] KafkaError),
+    #[error("cannot set up the shared state: {0}")]
+    State(#[source] crate::state::StateError),
     #[error("the broker did not acknowledge a result ({0}); offsets from this batch on stay uncommitted and will be decided again")]
     Delivery(#[source] KafkaError),
     #[error("cannot listen for stop signals: {0}")]
@@ -119,6 +122,19 @@ struct Consumed {
 /// Runs until a stop signal, then drains and returns what it did.
 pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
     let started = Instant::now();
+    // The shared state first: no event is decided before the state it depends on is in.
+    let shared = match &run.config.state_topic {
+        Some(topic) => {
+            let writer = &run.config.transactional_id;
+            let (shared, replayed) =
+                SharedState::start(&run.config, topic, writer, moderator.clone())
+                    .await
+                    .map_err(WorkerError::State)?;
+            tracing::info!(topic, replayed, "shared state replayed");
+            Some(shared)
+        }
+        None => None,
+    };
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
     let stop = stop_signal()?;
@@ -158,11 +174,23 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             group_watch.check(consumer.context())?;
             if !batch.is_empty() {
                 let outcomes = decide_batch(&moderator, &batch);
+                let changes = moderator.take_state_changes();
+                let state = shared.as_ref().map(|shared| (shared, changes.as_slice()));
                 let delivered = match &acks {
-                    None => transact(&consumer, &producer, &run.config, &batch, &outcomes).await?,
+                    None => {
+                        transact(&consumer, &producer, &run.config, &batch, &outcomes, state)
+                            .await?
+                    }
                     Some(acks) => {
-                        let deliveries =
+                        let mut deliveries =
                             send_all(&producer, &run.config, &batch, &outcomes).await?;
+                        if let Some((shared, changes)) = state {
+                            deliveries.extend(
+                                shared
+                                    .send(&producer, changes)
+                                    .map_err(WorkerError::Delivery)?,
+                            );
+                        }
                         let offsets = next_offsets(&batch);
                         let Some(slot) = reserve_in_flight(&consumer, acks).await else {
                             // The acknowledger stopped on a failed delivery; it says why below.
@@ -454,12 +482,21 @@ async fn transact(
     config: &KafkaConfig,
     batch: &[Consumed],
     outcomes: &[Outcome],
+    state: Option<(&SharedState, &[crate::checks::duplicates::StateChange])>,
 ) -> Result<bool, WorkerError> {
     let offsets = next_offsets(batch);
     let attempt = async {
         tokio::task::block_in_place(|| producer.begin_transaction())
             .map_err(WorkerError::Delivery)?;
         produce(producer, config, batch, outcomes).await?;
+        if let Some((shared, changes)) = state {
+            for delivery in shared
+                .send(producer, changes)
+                .map_err(WorkerError::Delivery)?
+            {
+                acknowledge(delivery.await)?;
+            }
+        }
         let group = consumer
             .group_metadata()
             .ok_or(WorkerError::Delivery(KafkaError::NoMessageReceived))?;

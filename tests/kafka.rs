@@ -35,6 +35,7 @@ struct Names {
     output: String,
     dead: String,
     group: String,
+    state: String,
 }
 
 fn names(test: &str) -> Names {
@@ -51,6 +52,7 @@ fn names(test: &str) -> Names {
         output: format!("out-{unique}"),
         dead: format!("dead-{unique}"),
         group: format!("group-{unique}"),
+        state: format!("state-{unique}"),
     }
 }
 
@@ -153,6 +155,8 @@ fn start_worker_with(brokers: &str, names: &Names, extra: &[&str]) -> Worker {
             &names.dead,
             "--group-id",
             &names.group,
+            "--state-topic",
+            &names.state,
         ])
         .args(extra)
         .stdout(Stdio::null())
@@ -493,4 +497,51 @@ fn a_worker_stalled_past_the_poll_interval_notices_it_left_its_group_and_rejoins
     assert!(status.success(), "{log}");
     assert_eq!(event_ids(&read).len(), 6000, "{log}");
     assert!(log.contains("the consumer left its group"), "{log}");
+}
+
+#[test]
+fn a_worker_started_later_finds_duplicates_of_listings_another_worker_decided() {
+    let Some(brokers) = brokers() else { return };
+    let names = names("shared-state");
+    create_topics(&brokers, &names);
+    // The same product twice: same attributes, title and description.
+    let listing = |id: &str, listing: &str| {
+        let mut line: serde_json::Value = serde_json::from_str(&event(
+            id,
+            "S-shared",
+            listing,
+            1,
+            "全棉府绸 40s×40s 133×72",
+        ))
+        .unwrap();
+        line["listing"]["attributes"] = serde_json::json!({"成分": "100%棉", "型号": "FC-4040"});
+        ("S-shared".to_owned(), line.to_string().into_bytes())
+    };
+
+    let first = start_worker(&brokers, &names);
+    produce(
+        &brokers,
+        &names.input,
+        &[listing("e-original", "P-original")],
+    );
+    let read = read_until(&brokers, &names.output, Duration::from_secs(60), 1);
+    let (status, _, log) = first.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(read[0].value["action"], "pass", "{log}");
+
+    // The copy reaches a worker that never saw the original, only the state topic.
+    produce(&brokers, &names.input, &[listing("e-copy", "P-copy")]);
+    let second = start_worker(&brokers, &names);
+    let read = read_until(&brokers, &names.output, Duration::from_secs(60), 2);
+    let (status, _, log) = second.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("shared state replayed"), "{log}");
+    let copy = read
+        .iter()
+        .find(|r| r.value["event_id"] == "e-copy")
+        .unwrap_or_else(|| panic!("no decision for the copy\n{log}"));
+    let findings = copy.value["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["kind"], "duplicate.text");
+    assert_eq!(findings[0]["evidence"]["duplicate_of"], "P-original");
 }

@@ -102,6 +102,7 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
             &dead,
         ])
         .args(["--group-id", &format!("group-{unique}")])
+        .args(["--state-topic", &format!("state-{unique}")])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -231,6 +231,8 @@ impl Checks {
 pub struct OrderedChecks {
     duplicates: Box<dyn duplicates::DuplicateState>,
     prices: price::PriceBook,
+    /// What the duplicate state learned, kept for a shared state log when one is attached.
+    journal: Option<Vec<duplicates::StateChange>>,
 }
 
 impl Default for OrderedChecks {
@@ -252,6 +254,34 @@ impl OrderedChecks {
         OrderedChecks {
             duplicates,
             prices: price::PriceBook::default(),
+            journal: None,
+        }
+    }
+
+    /// From now on, keeps every change of the duplicate state for [`OrderedChecks::take_changes`].
+    pub fn keep_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes of the duplicate state since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<duplicates::StateChange> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Applies a change another worker (or an earlier run) made, without judging anything.
+    pub fn apply(&mut self, change: duplicates::StateChange, per_seller: usize) {
+        match change {
+            duplicates::StateChange::Live(live) => self.duplicates.restore(live, per_seller),
+            duplicates::StateChange::Gone(listing) => self.duplicates.remove(&listing),
+        }
+    }
+
+    fn note(&mut self, change: impl FnOnce() -> duplicates::StateChange) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(change());
         }
     }
 
@@ -278,6 +308,7 @@ impl OrderedChecks {
     pub fn observe(&mut self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
         if event.op == Op::Delete {
             self.duplicates.remove(&event.listing.id);
+            self.note(|| duplicates::StateChange::Gone(event.listing.id.clone()));
             return;
         }
         self.observe_duplicates(checks, event, inspection);
@@ -299,6 +330,7 @@ impl OrderedChecks {
         let Some(sketch) = inspection.sketch else {
             // Nothing left to compare: the listing is no original any more.
             self.duplicates.remove(&listing.id);
+            self.note(|| duplicates::StateChange::Gone(listing.id.clone()));
             return;
         };
         let rules = &checks.duplicates;
@@ -307,12 +339,18 @@ impl OrderedChecks {
             listing: listing.id.clone(),
             sketch,
         };
+        let journal = self.journal.is_some().then(|| live.clone());
         let Some(duplicate) =
             self.duplicates
                 .upsert(live, rules.max_distance, rules.per_seller_capacity)
         else {
+            if let Some(live) = journal {
+                self.note(|| duplicates::StateChange::Live(live));
+            }
             return;
         };
+        // A copy is no original: whatever the listing was before, it is not live any more.
+        self.note(|| duplicates::StateChange::Gone(listing.id.clone()));
         let title = listing.title.clone().unwrap_or_default();
         if let Some(mut finding) = checks.listing_finding(Kind::DuplicateText, "title", title) {
             finding.evidence = Some(serde_json::json!({

@@ -26,6 +26,8 @@ pub struct KafkaConfig {
     pub input_topic: String,
     pub output_topic: String,
     pub dead_letter_topic: String,
+    /// The compacted topic of the shared duplicate state, if the worker shares it.
+    pub state_topic: Option<String>,
     /// librdkafka properties passed through to both clients (TLS, SASL, timeouts …); they
     /// override loomguard's own settings.
     pub properties: Vec<(String, String)>,

@@ -41,6 +41,15 @@ pub struct LiveListing {
     pub sketch: Sketch,
 }
 
+/// One change of the duplicate state, as a shared state log records it: a listing that is
+/// now live (an original to compare later listings with), or one that is not any more
+/// (deleted, or found to be a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChange {
+    Live(LiveListing),
+    Gone(String),
+}
+
 /// The earlier listing a new one duplicates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duplicate {
