@@ -187,6 +187,11 @@ mod tests {
         ];
         want.sort();
         assert_eq!(read, want);
+        let null = GOOD.replacen(r#""description":"""#, r#""description":null"#, 1);
+        assert_eq!(
+            decode(null.as_bytes()).unwrap().event.listing.description,
+            ""
+        );
         let null = GOOD.replacen(r#"{"成分":"100%棉"}"#, "null", 1);
         assert!(decode(null.as_bytes())
             .unwrap()

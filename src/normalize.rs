@@ -271,6 +271,11 @@ pub(crate) fn digit_of(c: char) -> Option<u8> {
     if folded.is_ascii_digit() {
         return Some(folded as u8 - b'0');
     }
+    // 幺 is how 1 is read out in a telephone number (幺三八…); elsewhere it is no digit, so
+    // only number-reading checks such as the contact detector take it.
+    if folded == '幺' {
+        return Some(1);
+    }
     digit_value(folded)
 }
 

@@ -182,11 +182,39 @@ impl Stages for Ceiling {
 /// Runs the main job. Bad records become dead letters; only an input that cannot be read or
 /// an output that cannot be written ends the run with an error.
 pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
+    refuse_overlapping_files(run)?;
     let summary = run_stages(run, moderator)?;
     Ok(Summary {
         unreadable_prices: moderator.unreadable_prices(),
         ..summary
     })
+}
+
+/// Refuses a run whose outputs would truncate its input or each other before a line is read.
+fn refuse_overlapping_files(run: &FileRun) -> io::Result<()> {
+    let refuse = |what: &str, other: &str, path: &std::path::Path| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{what} names the same file as {other} ({}); refusing to write over it",
+                path.display()
+            ),
+        ))
+    };
+    if let Input::Path(input) = &run.input {
+        if run.output.is_file(input) {
+            return refuse("the output", "the input", input);
+        }
+        if run.dead_letter.is_file(input) {
+            return refuse("the dead-letter output", "the input", input);
+        }
+    }
+    if let Output::Path(output) = &run.output {
+        if run.dead_letter.is_file(output) {
+            return refuse("the dead-letter output", "the output", output);
+        }
+    }
+    Ok(())
 }
 
 /// Decodes every record and encodes the event again, in the same pipeline and threads as

@@ -379,3 +379,54 @@ fn a_configuration_file_sets_run_and_flags_win_over_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_refuses_outputs_that_would_write_over_the_input_or_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let original = std::fs::read(common::repo().join("examples/events.jsonl")).unwrap();
+    std::fs::write(&input, &original).unwrap();
+    let same_by_another_name = dir.path().join(".").join("events.jsonl");
+    let decisions = dir.path().join("decisions.jsonl");
+
+    for (output, dead_letter, says) in [
+        (&input, None, "the output names the same file as the input"),
+        (
+            &same_by_another_name,
+            None,
+            "the output names the same file as the input",
+        ),
+        (
+            &decisions,
+            Some(&input),
+            "the dead-letter output names the same file as the input",
+        ),
+        (
+            &decisions,
+            Some(&decisions),
+            "the dead-letter output names the same file as the output",
+        ),
+    ] {
+        let mut command = loomguard();
+        command
+            .args(["run", "--no-progress", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(output);
+        if let Some(dead_letter) = dead_letter {
+            command.arg("--dead-letter").arg(dead_letter);
+        }
+        let run = command.output().unwrap();
+        assert_eq!(run.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            original,
+            "the input is intact"
+        );
+    }
+}

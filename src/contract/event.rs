@@ -54,7 +54,8 @@ pub struct Listing {
     /// and are left out, rather than failing the whole event.
     #[serde(default, deserialize_with = "text_attributes")]
     pub attributes: BTreeMap<String, String>,
-    #[serde(default)]
+    /// Empty when absent or null.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
@@ -90,6 +91,13 @@ where
         .into_iter()
         .filter_map(|(name, value)| value.0.map(|text| (name, text)))
         .collect())
+}
+
+fn null_as_empty<'de, D>(deserializer: D) -> Result<String, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One attribute value as text, or `None` for a value no check can read. Read straight from

@@ -556,6 +556,7 @@ fn fibre_alternation(
 ) -> Option<String> {
     let text = read_rule_file(path, problems)?;
     let mut names = BTreeSet::new();
+    let mut codes = BTreeSet::new();
     let mut header_seen = false;
     for (index, line) in text.lines().enumerate() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -583,9 +584,26 @@ fn fibre_alternation(
                 names.insert(normalized);
             }
         }
+        for code in columns.get(3).into_iter().flat_map(|c| c.split(',')) {
+            let normalized = normalizer.normalize(code);
+            if !normalized.is_empty() {
+                codes.insert(normalized);
+            }
+        }
     }
-    let mut names: Vec<String> = names.into_iter().collect();
-    names.sort_by(|a, b| b.chars().count().cmp(&a.chars().count()).then(a.cmp(b)));
-    let escaped: Vec<String> = names.iter().map(|n| regex::escape(n)).collect();
-    Some(format!("(?:{})", escaped.join("|")))
+    let longest_first = |set: BTreeSet<String>| {
+        let mut words: Vec<String> = set.into_iter().collect();
+        words.sort_by(|a, b| b.chars().count().cmp(&a.chars().count()).then(a.cmp(b)));
+        words
+            .iter()
+            .map(|n| regex::escape(n))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    // A code (T, C, CVC …) only where no Latin letter follows: 100%T is a label, 100%top is not.
+    Some(format!(
+        "(?:{}|(?:{})(?:[^a-z]|$))",
+        longest_first(names),
+        longest_first(codes)
+    ))
 }

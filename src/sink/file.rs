@@ -2,7 +2,21 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A path made absolute and free of links, also for a file that does not exist yet (its
+/// directory's real path and its name).
+fn identity(path: &Path) -> Option<PathBuf> {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return Some(real);
+    }
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Some(std::fs::canonicalize(parent).ok()?.join(name))
+}
 
 /// Where to write: a path, `-` for standard output, or standard error (the dead letters'
 /// default, so that none is lost when no file is named).
@@ -27,6 +41,18 @@ impl Output {
             Output::Stdout => "stdout".to_owned(),
             Output::Stderr => "stderr".to_owned(),
             Output::Path(path) => path.display().to_string(),
+        }
+    }
+
+    /// Whether this output is the file at `path`, by this name or another (a symlink, `./`):
+    /// creating it would truncate that file.
+    pub fn is_file(&self, path: &Path) -> bool {
+        let Output::Path(own) = self else {
+            return false;
+        };
+        match (identity(own), identity(path)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
         }
     }
 

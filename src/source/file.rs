@@ -77,6 +77,8 @@ impl Batch {
     }
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Splits a byte stream into lines, keeping at most `max_record_bytes` of each.
 pub struct LineReader<R> {
     inner: BufReader<R>,
@@ -155,6 +157,13 @@ impl<R: Read> LineReader<R> {
             }
         }
 
+        // Editors on some systems start a UTF-8 file with a byte-order mark; it is no part of
+        // the first record.
+        if self.line == 0 && data[start..].starts_with(UTF8_BOM) {
+            data.drain(start..start + UTF8_BOM.len());
+            total -= UTF8_BOM.len() as u64;
+        }
+
         // A CRLF line ending is not part of the record.
         if data.len() > start && data.last() == Some(&b'\r') && total == (data.len() - start) as u64
         {
@@ -196,6 +205,14 @@ mod tests {
                 (3, b"bc".to_vec(), 2),
                 (4, b"d".to_vec(), 1)
             ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_record_is_dropped() {
+        assert_eq!(
+            records(b"\xEF\xBB\xBF{}\n\xEF\xBB\xBF{}", 100),
+            vec![(1, b"{}".to_vec(), 2), (2, b"\xEF\xBB\xBF{}".to_vec(), 5)]
         );
     }
 
