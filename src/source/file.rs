@@ -38,11 +38,15 @@ impl Input {
             Input::Stdin => Ok((Box::new(io::stdin()), None)),
             Input::Path(path) => {
                 let file = File::open(path)?;
-                let len = file
-                    .metadata()
-                    .ok()
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len());
+                let metadata = file.metadata()?;
+                // Opening a directory succeeds on Linux; only the first read would fail.
+                if metadata.is_dir() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "it is a directory",
+                    ));
+                }
+                let len = metadata.is_file().then(|| metadata.len());
                 Ok((Box::new(file), len))
             }
         }
