@@ -46,7 +46,7 @@ impl Input {
                         "it is a directory",
                     ));
                 }
-                let len = metadata.is_file().then(|| metadata.len());
+                let len = metadata.is_file().then_some(metadata.len());
                 Ok((Box::new(file), len))
             }
         }
