@@ -75,6 +75,13 @@ pub struct Learning {
     pub decay: f64,
     /// Series remembered at most.
     pub max_series: usize,
+    /// Factor a blended bound may move from its seeded bound, either way.
+    #[serde(default = "default_max_shift")]
+    pub max_shift: f64,
+}
+
+fn default_max_shift() -> f64 {
+    4.0
 }
 
 impl Default for Learning {
@@ -88,6 +95,7 @@ impl Default for Learning {
             decay_every: 256,
             decay: 0.9,
             max_series: 2048,
+            max_shift: default_max_shift(),
         }
     }
 }
@@ -199,12 +207,14 @@ impl PriceRules {
             && learning.seed_weight >= 0.0
             && learning.seed_weight.is_finite()
             && learning.decay_every > 0
-            && learning.min_samples > 0;
+            && learning.min_samples > 0
+            && learning.max_shift >= 1.0
+            && learning.max_shift.is_finite();
         if !valid {
             problem(
                 usize::MAX,
                 "[learning]: quantiles must satisfy 0 < lower < upper < 1, fence ≥ 1, \
-                 0 < decay ≤ 1, seed_weight ≥ 0, decay_every and min_samples > 0"
+                 0 < decay ≤ 1, seed_weight ≥ 0, decay_every and min_samples > 0, max_shift ≥ 1"
                     .to_owned(),
             );
         }

@@ -173,11 +173,26 @@ pub fn bounds(
         }),
         (Some(seed), Some((low, high, weight))) => {
             let w = weight / (weight + learning.seed_weight);
-            let blend =
-                |seeded: f64, learned: f64| (seeded.ln() * (1.0 - w) + learned.ln() * w).exp();
+            // Within `max_shift` of the seed: a flood of listings at one price, honest or
+            // not, can narrow or widen the band only so far.
+            let shift = learning.max_shift;
+            let blend = |seeded: f64, learned: f64| {
+                (seeded.ln() * (1.0 - w) + learned.ln() * w)
+                    .exp()
+                    .clamp(seeded / shift, seeded * shift)
+            };
+            let (low, high) = (blend(seed.low, low), blend(seed.high, high));
+            if low >= high {
+                // Only a seeded band narrower than max_shift² can cross; it stands alone then.
+                return Some(Bounds {
+                    low: seed.low,
+                    high: seed.high,
+                    source: Source::Seed,
+                });
+            }
             Some(Bounds {
-                low: blend(seed.low, low),
-                high: blend(seed.high, high),
+                low,
+                high,
                 source: Source::Blended,
             })
         }
@@ -198,7 +213,39 @@ mod tests {
             decay_every: 64,
             decay: 0.9,
             max_series: 8,
+            max_shift: 4.0,
         }
+    }
+
+    #[test]
+    fn a_flood_at_one_price_moves_the_band_at_most_max_shift_from_the_seed() {
+        // The seed of cotton fabrics, and 20,000 listings at 4–6 元/米 (or sellers posting at
+        // the band's edge to drag it): the band narrows, but never past [8, 75].
+        let learning = learning();
+        let seed = Band {
+            category: vec!["面料".to_owned(), "棉类面料".to_owned()],
+            unit: 0,
+            low: 2.0,
+            high: 300.0,
+        };
+        let mut series = Series::default();
+        for i in 0..20_000 {
+            series.add(4.0 + f64::from(i % 21) * 0.1, &learning);
+        }
+        let narrowed = bounds(Some(&seed), series.quantiles(), &learning).unwrap();
+        assert_eq!(narrowed.source, Source::Blended);
+        // 4.0 / the test's fence of 2: the learned low bound is the seed's already.
+        assert!((narrowed.low - 2.0).abs() < 0.01, "{narrowed:?}");
+        assert!((narrowed.high - 75.0).abs() < 1e-9, "{narrowed:?}");
+        // An honest 45 元/米 shirting still passes.
+        assert!(narrowed.low <= 45.0 && 45.0 <= narrowed.high);
+
+        let mut series = Series::default();
+        for _ in 0..20_000 {
+            series.add(0.01, &learning);
+        }
+        let dragged = bounds(Some(&seed), series.quantiles(), &learning).unwrap();
+        assert!((dragged.low - 0.5).abs() < 1e-9, "{dragged:?}");
     }
 
     #[test]
