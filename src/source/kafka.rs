@@ -5,6 +5,9 @@
 //! revoke, only offsets the worker has stored, and the worker stores an offset only after the
 //! broker acknowledged the decisions of that message and every earlier one of its partition.
 //! That is what makes the pipeline at-least-once.
+//!
+//! The consumer's context also feeds the metrics: the partitions assigned after each
+//! rebalance, and the lag of each from librdkafka's statistics (`statistics.interval.ms`).
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -12,6 +15,10 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::Statistics;
+
+/// How often librdkafka reports the statistics the lag metric is read from.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Where a worker connects and what it reads and writes. Defaults are the platform's topic
 /// names from DESIGN.md.
@@ -54,6 +61,37 @@ impl ClientContext for WorkerContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, "kafka client error: {reason}");
     }
+
+    /// Only the consumer asks for statistics; each report replaces the lag series.
+    fn stats(&self, statistics: Statistics) {
+        crate::metrics::global().set_consumer_lag(&consumer_lags(&statistics));
+    }
+}
+
+/// (topic, partition, lag) of every partition the consumer fetches and knows the lag of.
+/// librdkafka lists every partition of a subscribed topic; those it does not fetch have the
+/// fetch state `none` (or `stopped`), and -1 stands for a lag not known yet. Partition -1 is
+/// librdkafka's internal unassigned partition.
+pub fn consumer_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
+    let mut lags = Vec::new();
+    for (name, topic) in &statistics.topics {
+        for (id, partition) in &topic.partitions {
+            let fetching = !matches!(partition.fetch_state.as_str(), "none" | "stopped");
+            if *id >= 0 && fetching && partition.consumer_lag >= 0 {
+                lags.push((name.clone(), *id, partition.consumer_lag));
+            }
+        }
+    }
+    lags.sort();
+    lags
+}
+
+/// Sets the assigned-partitions gauge from the consumer's current assignment.
+fn count_assignment(consumer: &BaseConsumer<WorkerContext>) {
+    match consumer.assignment() {
+        Ok(assignment) => crate::metrics::global().set_assigned_partitions(assignment.count()),
+        Err(error) => tracing::debug!(%error, "cannot read the assignment"),
+    }
 }
 
 impl ConsumerContext for WorkerContext {
@@ -68,7 +106,8 @@ impl ConsumerContext for WorkerContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        count_assignment(consumer);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned")
@@ -94,6 +133,7 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
         // bound it so that a topic with millions of unread events costs no more memory.
         .set("queued.max.messages.kbytes", "16384")
         .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set_log_level(RDKafkaLogLevel::Info);
     if config.exactly_once {
         // Offsets travel inside the producer's transactions instead.
