@@ -16,6 +16,40 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::Statistics;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// librdkafka's warnings and client errors at warn: at most one per 10 s, the rest at debug.
+static WARNINGS: RateLimit = RateLimit::new(10);
+
+/// Lets one event through per interval, across threads, without a lock.
+pub struct RateLimit {
+    seconds: u64,
+    /// Unix second of the last event let through, plus one (0: none yet).
+    last: AtomicU64,
+}
+
+impl RateLimit {
+    pub const fn new(seconds: u64) -> RateLimit {
+        RateLimit {
+            seconds,
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this event may be logged at its level.
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        (last == 0 || now >= last + self.seconds)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
 
 /// How often librdkafka reports the statistics the lag metric is read from.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -50,7 +84,10 @@ impl ClientContext for WorkerContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Warning if WARNINGS.allow() => {
+                tracing::warn!(facility, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::debug!(facility, "librdkafka: {message}"),
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::debug!(facility, "librdkafka: {message}")
             }
@@ -59,7 +96,12 @@ impl ClientContext for WorkerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, "kafka client error: {reason}");
+        // An unreachable broker reports the same error every few hundred milliseconds.
+        if WARNINGS.allow() {
+            tracing::warn!(%error, "kafka client error: {reason}");
+        } else {
+            tracing::debug!(%error, "kafka client error: {reason}");
+        }
     }
 
     /// Only the consumer asks for statistics; each report replaces the lag series.
@@ -147,4 +189,17 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
     let consumer: StreamConsumer<WorkerContext> = client.create_with_context(WorkerContext)?;
     consumer.subscribe(&[&config.input_topic])?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_lets_one_through_per_interval() {
+        let limit = RateLimit::new(3600);
+        assert!(limit.allow());
+        assert!(!limit.allow());
+        assert!(!limit.allow());
+    }
 }
