@@ -433,8 +433,9 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
-    /// Adds up a batch's results.
-    pub fn add(&self, tally: &Tally) {
+    /// Adds up a batch's results; `now` (Unix seconds) is when they were written or
+    /// acknowledged, the end of their end-to-end latency.
+    pub fn add(&self, tally: &Tally, now: f64) {
         for (source, counters) in Source::ALL.iter().zip(&self.events_received) {
             if *source == tally.source {
                 counters[0].inc_by(tally.decided());
@@ -450,8 +451,9 @@ impl Metrics {
         for (counter, n) in self.dead_letters.iter().zip(tally.dead_letters) {
             counter.inc_by(n);
         }
-        for seconds in &tally.latencies {
-            self.end_to_end_seconds.observe(*seconds);
+        for occurred in &tally.occurred {
+            // A producer's clock ahead of ours would make it negative: count it as zero.
+            self.end_to_end_seconds.observe((now - occurred).max(0.0));
         }
     }
 
@@ -586,7 +588,8 @@ pub struct Tally {
     decisions: [u64; Action::ALL.len()],
     findings: [u64; Kind::ALL.len()],
     dead_letters: [u64; ReasonClass::ALL.len()],
-    latencies: Vec<f64>,
+    /// `occurred_at` of each decided event that has a readable one, in Unix seconds.
+    occurred: Vec<f64>,
 }
 
 impl Tally {
@@ -596,38 +599,29 @@ impl Tally {
             decisions: [0; Action::ALL.len()],
             findings: [0; Kind::ALL.len()],
             dead_letters: [0; ReasonClass::ALL.len()],
-            latencies: Vec::new(),
+            occurred: Vec::new(),
         }
     }
 
-    /// Counts a decision: its action, its findings by kind, and, when the event said when it
-    /// occurred (Unix seconds), the time from then to `now`.
-    pub fn decision(
-        &mut self,
-        action: Action,
-        kinds: &KindCounts,
-        occurred_at: Option<f64>,
-        now: f64,
-    ) {
+    /// Counts a decision: its action, its findings by kind, and when the event occurred
+    /// (Unix seconds), if it said so readably.
+    pub fn decision(&mut self, action: Action, kinds: &KindCounts, occurred_at: Option<f64>) {
         self.decisions[action as usize] += 1;
         for (total, n) in self.findings.iter_mut().zip(kinds.0) {
             *total += u64::from(n);
         }
-        if let Some(occurred) = occurred_at {
-            // A clock ahead of ours would make the latency negative: count it as zero.
-            self.latencies.push((now - occurred).max(0.0));
-        }
+        self.occurred.extend(occurred_at);
     }
 
-    /// Counts one outcome of a batch; `now` is when its batch was written or acknowledged.
-    pub fn count(&mut self, outcome: &Outcome, now: f64) {
+    /// Counts one outcome of a batch.
+    pub fn count(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Decision {
                 action,
                 findings,
                 occurred_at,
                 ..
-            } => self.decision(*action, findings, *occurred_at, now),
+            } => self.decision(*action, findings, *occurred_at),
             Outcome::DeadLetter { reason, .. } => self.dead_letter(*reason),
         }
     }
@@ -647,10 +641,10 @@ impl Tally {
     /// Empties the tally for the next batch, keeping its buffers.
     pub fn clear(&mut self) {
         *self = Tally {
-            latencies: std::mem::take(&mut self.latencies),
+            occurred: std::mem::take(&mut self.occurred),
             ..Tally::new(self.source)
         };
-        self.latencies.clear();
+        self.occurred.clear();
     }
 }
 
@@ -760,10 +754,10 @@ mod tests {
         let metrics = Metrics::new();
         let mut tally = Tally::new(Source::File);
         let kinds = KindCounts::of(&[Kind::TermsAdlaw, Kind::TermsAdlaw, Kind::Price]);
-        tally.decision(Action::Suppress, &kinds, Some(100.0), 100.5);
-        tally.decision(Action::Pass, &KindCounts::default(), None, 100.5);
+        tally.decision(Action::Suppress, &kinds, Some(100.0));
+        tally.decision(Action::Pass, &KindCounts::default(), None);
         tally.dead_letter(DeadLetterReason::NulByte);
-        metrics.add(&tally);
+        metrics.add(&tally, 100.5);
         let text = metrics.render();
         for line in [
             "loomguard_decisions_total{action=\"suppress\"} 1",

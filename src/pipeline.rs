@@ -287,10 +287,9 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
             let mut summary = Summary::default();
             let mut tally = Tally::new(Source::File);
             for outcomes in done_rx {
-                let now = now_unix_seconds();
                 for outcome in &outcomes {
                     summary.count(outcome);
-                    tally.count(outcome, now);
+                    tally.count(outcome);
                     let written = match outcome {
                         Outcome::Decision { line, .. } => decisions.write_record(line),
                         Outcome::DeadLetter { line, .. } => dead_letters.write_record(line),
@@ -305,7 +304,7 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
                     decisions.flush()?;
                     dead_letters.flush()?;
                 }
-                metrics.add(&tally);
+                metrics.add(&tally, now_unix_seconds());
                 metrics.in_flight().sub(outcomes.len() as i64);
                 tally.clear();
             }

@@ -116,9 +116,8 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                 metrics.in_flight().add(batch.len() as i64);
                 let outcomes = decide_batch(&moderator, &batch);
                 let mut tally = Tally::new(Source::Kafka);
-                let now = now_unix_seconds();
                 for outcome in &outcomes {
-                    tally.count(outcome, now);
+                    tally.count(outcome);
                 }
                 let delivered = match &acks {
                     None => {
@@ -128,7 +127,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                         // one is fetched again after the rewind.
                         metrics.in_flight().sub(batch.len() as i64);
                         if matches!(committed, Ok(true)) {
-                            metrics.add(&tally);
+                            metrics.add(&tally, now_unix_seconds());
                         }
                         committed?
                     }
@@ -312,7 +311,7 @@ async fn acknowledge_in_order(
         for delivery in batch.deliveries {
             acknowledge(delivery.await)?;
         }
-        metrics.add(&batch.tally);
+        metrics.add(&batch.tally, now_unix_seconds());
         metrics.in_flight().sub(batch.events as i64);
         // A partition revoked while its batch was decided can no longer be stored; its new
         // owner decides those messages again, which at-least-once allows.

@@ -18,7 +18,8 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::Statistics;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// librdkafka's warnings and client errors at warn: at most one per 10 s, the rest at debug.
+/// librdkafka's errors and warnings, and client errors: at most one per 10 s at their level,
+/// the rest at debug.
 static WARNINGS: RateLimit = RateLimit::new(10);
 
 /// Lets one event through per interval, across threads, without a lock.
@@ -80,14 +81,19 @@ pub struct WorkerContext;
 impl ClientContext for WorkerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(facility, "librdkafka: {message}")
+            }
+            // A broker that cannot be reached is reported as an error on every retry.
+            RDKafkaLogLevel::Error if WARNINGS.allow() => {
+                tracing::error!(facility, "librdkafka: {message}")
+            }
             RDKafkaLogLevel::Warning if WARNINGS.allow() => {
                 tracing::warn!(facility, "librdkafka: {message}")
             }
-            RDKafkaLogLevel::Warning => tracing::debug!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => {
+                tracing::debug!(facility, "librdkafka: {message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::debug!(facility, "librdkafka: {message}")
             }
