@@ -301,7 +301,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if !args.no_reload {
         let _guard = runtime.enter();
-        loomguard::reload::spawn(moderator.clone(), args.rules.clone())?;
+        // Deciding without hot reload is still deciding: say so and go on.
+        if let Err(error) = loomguard::reload::spawn(moderator.clone(), args.rules.clone()) {
+            tracing::warn!(%error, "rules will not be reloaded while this process runs");
+        }
     }
 
     let summary = match (&args.kafka.brokers, &args.input) {

@@ -1,6 +1,7 @@
 //! Kafka mode's metrics and readiness against a real broker (`LOOMGUARD_TEST_BROKERS`; the
 //! test says it is skipped and passes without one): assigned partitions, lag per partition
-//! from librdkafka statistics, events counted once acknowledged, and `/readyz`.
+//! from librdkafka statistics, events counted once acknowledged, `/readyz`, and a rule
+//! reload mid-stream.
 
 mod common;
 
@@ -63,12 +64,16 @@ fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
 }
 
 fn event(n: usize) -> String {
+    event_titled(n, "全棉府绸 40s×40s 133×72")
+}
+
+fn event_titled(n: usize, title: &str) -> String {
     serde_json::json!({
         "schema": "listing-event/v1", "event_id": format!("e-{n}"), "op": "upsert",
         "occurred_at": "2026-12-02T09:15:00+08:00",
         "seller": {"id": format!("S{n}"), "licences": []},
         "listing": {"id": format!("P{n}"), "version": 1, "intent": "supply",
-                    "title": "全棉府绸 40s×40s 133×72",
+                    "title": title,
                     "category": ["面料", "棉类面料"], "attributes": {"成分": "100%棉"},
                     "description": "", "stock": 100, "images": [],
                     "price": {"amount": 9.6, "currency": "CNY", "unit": "米"}}
@@ -76,43 +81,122 @@ fn event(n: usize) -> String {
     .to_string()
 }
 
-#[test]
-fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
-    let Some(brokers) = brokers() else { return };
+struct Topics {
+    input: String,
+    output: String,
+    dead: String,
+    group: String,
+}
+
+fn topics(test: &str, brokers: &str) -> Topics {
     let unique = format!(
-        "metrics-{}-{}",
+        "{test}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis()
     );
-    let (input, output, dead, group) = (
-        format!("in-{unique}"),
-        format!("out-{unique}"),
-        format!("dead-{unique}"),
-        format!("group-{unique}"),
-    );
+    let topics = Topics {
+        input: format!("in-{unique}"),
+        output: format!("out-{unique}"),
+        dead: format!("dead-{unique}"),
+        group: format!("group-{unique}"),
+    };
     create_topics(
-        &brokers,
-        &[(&input, PARTITIONS), (&output, PARTITIONS), (&dead, 1)],
+        brokers,
+        &[
+            (&topics.input, PARTITIONS),
+            (&topics.output, PARTITIONS),
+            (&topics.dead, 1),
+        ],
     );
+    topics
+}
+
+fn worker(brokers: &str, topics: &Topics, more: &[&str]) -> Service {
+    let mut args = vec![
+        "--brokers",
+        brokers,
+        "--group-id",
+        &topics.group,
+        "--input-topic",
+        &topics.input,
+        "--output-topic",
+        &topics.output,
+        "--dead-letter-topic",
+        &topics.dead,
+    ];
+    args.extend_from_slice(more);
+    Service::start_kafka(&args)
+}
+
+#[test]
+fn a_rule_change_reaches_a_kafka_worker_mid_stream() {
+    let Some(brokers) = brokers() else { return };
+    let topics = topics("reload", &brokers);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for entry in std::fs::read_dir(common::repo().join("rules")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), rules.join(entry.file_name())).unwrap();
+    }
+    let title = "全棉府绸 40s×40s 133×72 织梦神布";
+    let batch = |from: usize| -> Vec<(String, String)> {
+        (from..from + 5)
+            .map(|n| (format!("S{n}"), event_titled(n, title)))
+            .collect()
+    };
+    let adlaw = |s: &common::service::Scrape| {
+        s.value("loomguard_findings_total", &[("kind", "terms.adlaw")])
+    };
+
+    let service = worker(&brokers, &topics, &["--rules", rules.to_str().unwrap()]);
+    produce(&brokers, &topics.input, &batch(0));
+    let scrape = service.wait_for("five decisions", |s| {
+        s.sum("loomguard_decisions_total") == 5.0
+    });
+    assert_eq!(adlaw(&scrape), 0.0);
+
+    let path = rules.join("adlaw.toml");
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let changed = shipped.replacen(
+        "\"国家级\", \"世界级\",",
+        "\"国家级\", \"织梦神布\", \"世界级\",",
+        1,
+    );
+    assert_ne!(changed, shipped);
+    let aside = dir.path().join("adlaw.toml");
+    std::fs::write(&aside, changed).unwrap();
+    std::fs::rename(&aside, &path).unwrap();
+    service.wait_for("the reload", |s| {
+        s.value("loomguard_rule_reloads_total", &[("outcome", "success")]) == 1.0
+    });
+
+    produce(&brokers, &topics.input, &batch(5));
+    let scrape = service.wait_for("ten decisions", |s| {
+        s.sum("loomguard_decisions_total") == 10.0
+    });
+    assert_eq!(adlaw(&scrape), 5.0);
+    assert_eq!(
+        scrape.value("loomguard_decisions_total", &[("action", "suppress")]),
+        5.0
+    );
+    service.signal("TERM");
+    assert!(service.finish().success());
+}
+
+#[test]
+fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
+    let Some(brokers) = brokers() else { return };
+    let topics = topics("metrics", &brokers);
+    let input = topics.input.clone();
     let mut records: Vec<(String, String)> = (0..20).map(|n| (format!("S{n}"), event(n))).collect();
     records.push(("S-bad".to_owned(), "{not json".to_owned()));
     produce(&brokers, &input, &records);
 
-    let service = Service::start_kafka(&[
-        "--brokers",
-        &brokers,
-        "--group-id",
-        &group,
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--dead-letter-topic",
-        &dead,
-    ]);
+    let service = worker(&brokers, &topics, &[]);
     let scrape = service.wait_for("every record acknowledged", |s| {
         s.sum("loomguard_events_received_total") == 21.0
     });
