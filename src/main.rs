@@ -334,9 +334,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::from),
         (None, None) => Err(anyhow::anyhow!("give --input or --brokers")),
     };
+    // Graceful shutdown waits for open connections, and a scraper keeps its connection
+    // alive: give it a moment, then close regardless.
     let _ = stop_http.send(());
     if let Some(http) = http {
-        if let Ok(Err(error)) = runtime.block_on(http) {
+        let grace = std::time::Duration::from_secs(2);
+        let closed = runtime.block_on(async { tokio::time::timeout(grace, http).await });
+        if let Ok(Ok(Err(error))) = closed {
             tracing::warn!(%error, "the HTTP listener failed");
         }
     }

@@ -149,3 +149,27 @@ fn kafka_mode_is_not_ready_without_partitions() {
         0.0
     );
 }
+
+#[test]
+fn a_client_stuck_mid_request_does_not_keep_the_run_from_ending() {
+    use std::io::{Read, Write};
+
+    let service = Service::start(&[]);
+    // One connection kept alive after a full answer, one stuck in the middle of its headers.
+    let mut idle = std::net::TcpStream::connect(service.addr).unwrap();
+    write!(
+        idle,
+        "GET /healthz HTTP/1.1\r\nHost: loomguard\r\nConnection: keep-alive\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut stuck = std::net::TcpStream::connect(service.addr).unwrap();
+    write!(stuck, "GET /metrics HTTP/1.1\r\nHost: loomguard\r\n").unwrap();
+
+    // stdin ends while both stay open: the run still ends, within the grace time.
+    let status = service.finish_within(std::time::Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    drop((idle, stuck));
+}

@@ -199,6 +199,19 @@ impl Service {
         assert!(status.success());
     }
 
+    /// Closes stdin and waits for the exit at most `limit`; `None` if it has not exited.
+    pub fn finish_within(mut self, limit: Duration) -> Option<ExitStatus> {
+        drop(self.stdin.take());
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Closes stdin and waits for the exit.
     pub fn finish(mut self) -> ExitStatus {
         drop(self.stdin.take());
