@@ -250,3 +250,44 @@ fn the_readme_lists_every_metric() {
         );
     }
 }
+
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    // promtool parses PromQL; CI installs it (.ci/run), elsewhere this test says it is skipped.
+    let Ok(version) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("skipped: promtool is not installed (Debian's prometheus package has it)");
+        return;
+    };
+    assert!(version.status.success());
+
+    // Each query as a recording rule, which `promtool check rules` parses.
+    let rules: Vec<Value> = dashboard_exprs()
+        .iter()
+        .enumerate()
+        .map(|(n, expr)| serde_json::json!({ "record": format!("dashboard:query_{n}"), "expr": expr }))
+        .collect();
+    let file = serde_json::json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-queries.yaml");
+    // JSON is YAML: promtool reads it as a rule file.
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    let output = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("SUCCESS: {} rules found", rules.len())),
+        "{stdout}"
+    );
+}
