@@ -293,7 +293,7 @@ impl OrderedChecks {
             self.duplicates.remove(&event.listing.id);
             return;
         }
-        let mut clock = CheckClock::start();
+        let mut clock = CheckClock::start_ordered();
         self.observe_duplicates(checks, event, inspection);
         clock.lap(Check::Duplicates);
 

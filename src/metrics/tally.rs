@@ -100,24 +100,38 @@ pub struct CheckClock {
 }
 
 thread_local! {
+    // One countdown per half: a thread may run both halves of an event one after the other
+    // (rayon runs a one-event batch on the calling thread), and a shared countdown would then
+    // sample only the half that happens to come first.
     static UNTIL_SAMPLE: Cell<u32> = const { Cell::new(0) };
+    static UNTIL_SAMPLE_ORDERED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts down `left`; true, and starts again, when it reaches zero.
+fn take_turn(left: &Cell<u32>) -> bool {
+    let now = left.get();
+    if now == 0 {
+        left.set(CHECK_SAMPLE_EVERY - 1);
+        true
+    } else {
+        left.set(now - 1);
+        false
+    }
 }
 
 impl CheckClock {
-    /// Starts timing if this event is the thread's one in [`CHECK_SAMPLE_EVERY`].
+    /// Starts timing the parallel checks if this event is the thread's one in
+    /// [`CHECK_SAMPLE_EVERY`].
     pub fn start() -> CheckClock {
-        let sampled = UNTIL_SAMPLE.with(|left| {
-            let now = left.get();
-            if now == 0 {
-                left.set(CHECK_SAMPLE_EVERY - 1);
-                true
-            } else {
-                left.set(now - 1);
-                false
-            }
-        });
         CheckClock {
-            last: sampled.then(Instant::now),
+            last: UNTIL_SAMPLE.with(take_turn).then(Instant::now),
+        }
+    }
+
+    /// Starts timing the ordered checks, on a countdown of their own.
+    pub fn start_ordered() -> CheckClock {
+        CheckClock {
+            last: UNTIL_SAMPLE_ORDERED.with(take_turn).then(Instant::now),
         }
     }
 
@@ -150,4 +164,19 @@ pub fn now_unix_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_halves_are_sampled_when_one_thread_runs_them_in_turn() {
+        let (mut parallel, mut ordered) = (0, 0);
+        for _ in 0..CHECK_SAMPLE_EVERY * 4 {
+            parallel += usize::from(CheckClock::start().last.is_some());
+            ordered += usize::from(CheckClock::start_ordered().last.is_some());
+        }
+        assert_eq!((parallel, ordered), (4, 4));
+    }
 }
