@@ -196,7 +196,12 @@ fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
     records.push(("S-bad".to_owned(), "{not json".to_owned()));
     produce(&brokers, &input, &records);
 
-    let service = worker(&brokers, &topics, &[]);
+    // Statistics every second, for both clients: the producer's must not clear the lag.
+    let service = worker(
+        &brokers,
+        &topics,
+        &["--kafka-property", "statistics.interval.ms=1000"],
+    );
     let scrape = service.wait_for("every record acknowledged", |s| {
         s.sum("loomguard_events_received_total") == 21.0
     });
@@ -240,6 +245,17 @@ fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
         .filter(|(name, _)| name == "loomguard_kafka_consumer_lag_messages")
         .count();
     assert_eq!(lag_series, PARTITIONS as usize, "{}", scrape.text);
+    // And they stay, through several rounds of both clients' statistics.
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(250));
+        let scrape = service.scrape();
+        let lag_series = scrape
+            .samples
+            .keys()
+            .filter(|(name, _)| name == "loomguard_kafka_consumer_lag_messages")
+            .count();
+        assert_eq!(lag_series, PARTITIONS as usize, "{}", scrape.text);
+    }
     assert_eq!(scrape.value("loomguard_in_flight_events", &[]), 0.0);
 
     service.signal("TERM");

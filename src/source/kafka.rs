@@ -74,9 +74,24 @@ pub struct KafkaConfig {
     pub transactional_id: String,
 }
 
-/// Routes librdkafka's logs and errors into `tracing` and commits on revoke.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerContext;
+/// Routes librdkafka's logs and errors into `tracing`, commits on revoke, and feeds the
+/// assigned-partitions and lag metrics.
+#[derive(Debug, Clone)]
+pub struct WorkerContext {
+    /// Only the consumer's statistics carry the lag; a producer given
+    /// `statistics.interval.ms` through `--kafka-property` must not clear it.
+    consumer: bool,
+}
+
+impl WorkerContext {
+    pub fn consumer() -> WorkerContext {
+        WorkerContext { consumer: true }
+    }
+
+    pub fn producer() -> WorkerContext {
+        WorkerContext { consumer: false }
+    }
+}
 
 impl ClientContext for WorkerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
@@ -112,7 +127,9 @@ impl ClientContext for WorkerContext {
 
     /// Only the consumer asks for statistics; each report replaces the lag series.
     fn stats(&self, statistics: Statistics) {
-        crate::metrics::global().set_consumer_lag(&consumer_lags(&statistics));
+        if self.consumer {
+            crate::metrics::global().set_consumer_lag(&consumer_lags(&statistics));
+        }
     }
 }
 
@@ -192,7 +209,8 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
     for (key, value) in &config.properties {
         client.set(key, value);
     }
-    let consumer: StreamConsumer<WorkerContext> = client.create_with_context(WorkerContext)?;
+    let consumer: StreamConsumer<WorkerContext> =
+        client.create_with_context(WorkerContext::consumer())?;
     consumer.subscribe(&[&config.input_topic])?;
     Ok(consumer)
 }
