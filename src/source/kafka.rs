@@ -127,8 +127,14 @@ impl ClientContext for WorkerContext {
 
     /// Only the consumer asks for statistics; each report replaces the lag series.
     fn stats(&self, statistics: Statistics) {
+        let lags = consumer_lags(&statistics);
+        tracing::trace!(
+            consumer = self.consumer,
+            partitions = lags.len(),
+            "librdkafka statistics"
+        );
         if self.consumer {
-            crate::metrics::global().set_consumer_lag(&consumer_lags(&statistics));
+            crate::metrics::global().set_consumer_lag(&lags);
         }
     }
 }
