@@ -1,5 +1,6 @@
 //! The matching stage on realistic events: normalisation alone, the term packs over one event,
-//! and a whole event through decode → checks → decide, for comparison.
+//! and a whole event through decode → checks → decide, for comparison; and what counting the
+//! metrics adds to an event.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -7,8 +8,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use loomguard::checks::Scratch;
-use loomguard::contract::Finding;
+use loomguard::contract::{Action, Finding, Kind};
 use loomguard::decode::decode;
+use loomguard::metrics::{unix_seconds, KindCounts, Source, Tally};
 use loomguard::moderator::Moderator;
 use loomguard::normalize::{Normalized, Normalizer};
 use loomguard::rules::RuleSet;
@@ -55,11 +57,11 @@ fn matching(c: &mut Criterion) {
     group.bench_function("terms", |b| {
         let mut scratch = Scratch::default();
         let mut findings: Vec<Finding> = Vec::new();
+        let checks = moderator.checks();
         b.iter(|| {
             for decoded in &events {
                 findings.clear();
-                moderator
-                    .checks()
+                checks
                     .terms()
                     .scan(&decoded.event, &mut scratch, &mut findings);
                 black_box(findings.len());
@@ -91,6 +93,25 @@ fn matching(c: &mut Criterion) {
                 let outcome = moderator.finish(prepared, "2026-12-02T09:15:00.000Z");
                 black_box(outcome);
             }
+        })
+    });
+    // What the metrics add to each event: reading occurred_at, counting the findings by kind,
+    // and the writer's tally (added to the shared counters once per batch of 2048).
+    group.bench_function("metrics_counting", |b| {
+        let metrics = loomguard::metrics::Metrics::new();
+        let mut tally = Tally::new(Source::File);
+        let kinds = [Kind::TermsAdlaw, Kind::Price];
+        b.iter(|| {
+            for (n, decoded) in events.iter().enumerate() {
+                let counts = KindCounts::of(&kinds[..n % 3]);
+                let occurred = unix_seconds(&decoded.event.occurred_at);
+                tally.decision(Action::Pass, &counts, occurred);
+                if n % 2048 == 2047 {
+                    metrics.add(&tally, 1.8e9);
+                    tally.clear();
+                }
+            }
+            black_box(&tally);
         })
     });
     group.finish();

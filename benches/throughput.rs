@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch_bytes: 32 * 1024 * 1024,
             max_record_bytes: 1 << 20,
             progress: false,
+            live: false,
         },
         &moderator,
     )?;

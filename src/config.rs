@@ -34,6 +34,10 @@ pub struct ConfigFile {
     pub transactional_id: Option<String>,
     pub linger_ms: Option<u64>,
     pub shutdown_seconds: Option<u64>,
+    /// `host:port` of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub listen: Option<String>,
+    /// Do not reload the rules on SIGHUP or on changes to the rule directory.
+    pub no_reload: Option<bool>,
     /// librdkafka properties for both clients.
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
@@ -110,6 +114,8 @@ impl ConfigFile {
             "LOOMGUARD_SHUTDOWN_SECONDS",
             self.shutdown_seconds.map(|v| v.to_string()),
         );
+        set("LOOMGUARD_LISTEN", self.listen.clone());
+        set("LOOMGUARD_NO_RELOAD", self.no_reload.map(|v| v.to_string()));
         vars
     }
 }
@@ -159,14 +165,17 @@ mod tests {
 
     #[test]
     fn settings_become_the_environment_run_reads() {
-        let file: ConfigFile =
-            toml::from_str("brokers = \"k:9092\"\nexactly_once = true\nlinger_ms = 7\n").unwrap();
+        let file: ConfigFile = toml::from_str(
+            "brokers = \"k:9092\"\nexactly_once = true\nlinger_ms = 7\nlisten = \"0.0.0.0:9898\"\n",
+        )
+        .unwrap();
         assert_eq!(
             file.environment(),
             [
                 ("LOOMGUARD_BROKERS", "k:9092".to_owned()),
                 ("LOOMGUARD_EXACTLY_ONCE", "true".to_owned()),
                 ("LOOMGUARD_LINGER_MS", "7".to_owned()),
+                ("LOOMGUARD_LISTEN", "0.0.0.0:9898".to_owned()),
             ]
         );
     }

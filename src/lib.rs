@@ -28,7 +28,11 @@
 //! - [`normalize`]: the text normalisation the term matchers rely on.
 //! - [`explain`]: a moderator's reading of one decision.
 //! - [`generate`]: realistic synthetic events for benchmarks.
+//! - [`metrics`]: every Prometheus metric, counted by the pipeline and the worker.
+//! - [`api`]: the HTTP listener beside the pipeline: `/metrics`, `/healthz`, `/readyz`.
+//! - [`reload`]: hot reload of the rules on SIGHUP and on changes to the rule directory.
 
+pub mod api;
 pub mod checks;
 pub mod config;
 pub mod contract;
@@ -36,9 +40,11 @@ pub mod decide;
 pub mod decode;
 pub mod explain;
 pub mod generate;
+pub mod metrics;
 pub mod moderator;
 pub mod normalize;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod sink;
 pub mod source;

@@ -116,6 +116,13 @@ struct RunArgs {
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (`host:port`; port 0 picks
+    /// a free one, logged as `listening`).
+    #[arg(long, env = "LOOMGUARD_LISTEN")]
+    listen: Option<String>,
+    /// Do not reload the rules on SIGHUP or when the rule directory changes.
+    #[arg(long, env = "LOOMGUARD_NO_RELOAD")]
+    no_reload: bool,
 }
 
 /// Kafka mode: consume listing events from a topic and produce decisions to another.
@@ -244,8 +251,10 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOMGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not for a log collector or a test.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -267,17 +276,52 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     tracing::info!(version = %rules.version, dir = %args.rules.display(), "rules loaded");
+    let metrics = loomguard::metrics::global();
+    metrics.set_rules_version(&rules.version);
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()
             .context("cannot start the worker threads")?;
     }
-    let moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
+    let mut moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
+    if args.kafka.brokers.is_some() {
+        // A dead letter must fit the broker's default message size (1 MB) even as base64.
+        moderator = moderator.with_dead_letter_limit(256 * 1024);
+    }
+    let moderator = Arc::new(moderator);
     let max_record_bytes = usize::try_from(args.max_event_bytes).unwrap_or(usize::MAX);
 
+    // The runtime runs the Kafka worker, the HTTP listener and the rule reloader; in file
+    // mode the pipeline runs on its own threads beside it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = match &args.listen {
+        Some(addr) => {
+            Some(runtime.block_on(start_http(addr, args.kafka.brokers.is_some(), http_stopped))?)
+        }
+        None => None,
+    };
+    if !args.no_reload {
+        let _guard = runtime.enter();
+        // Deciding without hot reload is still deciding: say so and go on.
+        if let Err(error) = loomguard::reload::spawn(moderator.clone(), args.rules.clone()) {
+            tracing::warn!(%error, "rules will not be reloaded while this process runs");
+        }
+    }
+
     let summary = match (&args.kafka.brokers, &args.input) {
-        (Some(brokers), _) => run_kafka(&args, brokers, moderator, max_record_bytes)?,
+        (Some(brokers), _) => run_kafka(
+            &args,
+            brokers,
+            &runtime,
+            moderator.clone(),
+            max_record_bytes,
+        ),
         (None, Some(input)) => run_files(
             &FileRun {
                 input: Input::parse(input),
@@ -290,11 +334,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 batch_bytes: 32 * 1024 * 1024,
                 max_record_bytes,
                 progress: !args.no_progress,
+                live: input == "-",
             },
             &moderator,
-        )?,
-        (None, None) => anyhow::bail!("give --input or --brokers"),
+        )
+        .map_err(anyhow::Error::from),
+        (None, None) => Err(anyhow::anyhow!("give --input or --brokers")),
     };
+    // Graceful shutdown waits for open connections, and a scraper keeps its connection
+    // alive: give it a moment, then close regardless.
+    let _ = stop_http.send(());
+    if let Some(http) = http {
+        let grace = std::time::Duration::from_secs(2);
+        let closed = runtime.block_on(async { tokio::time::timeout(grace, http).await });
+        if let Ok(Ok(Err(error))) = closed {
+            tracing::warn!(%error, "the HTTP listener failed");
+        }
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let summary = summary?;
     match args.summary {
         SummaryFormat::Text => eprintln!("{summary}"),
         SummaryFormat::Json => eprintln!("{}", serde_json::to_string(&summary)?),
@@ -302,10 +360,35 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds the HTTP listener and serves it on the runtime until `stop` fires.
+async fn start_http(
+    addr: &str,
+    kafka: bool,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "listening");
+    let router = loomguard::api::router(loomguard::api::ApiState {
+        metrics: loomguard::metrics::global(),
+        kafka,
+    });
+    Ok(tokio::spawn(loomguard::api::serve(
+        listener,
+        router,
+        async {
+            let _ = stop.await;
+        },
+    )))
+}
+
 fn run_kafka(
     args: &RunArgs,
     brokers: &str,
-    moderator: Moderator,
+    runtime: &tokio::runtime::Runtime,
+    moderator: Arc<Moderator>,
     max_record_bytes: usize,
 ) -> anyhow::Result<loomguard::pipeline::Summary> {
     let kafka = &args.kafka;
@@ -331,14 +414,7 @@ fn run_kafka(
         max_record_bytes,
         shutdown_deadline: std::time::Duration::from_secs(kafka.shutdown_seconds),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    // A dead letter must fit the broker's default message size (1 MB) even as base64.
-    let moderator = moderator.with_dead_letter_limit(256 * 1024);
-    Ok(runtime.block_on(loomguard::worker::run_kafka(run, Arc::new(moderator)))?)
+    Ok(runtime.block_on(loomguard::worker::run_kafka(run, moderator))?)
 }
 
 fn rules_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -2,9 +2,16 @@
 //! [`Moderator::prepare`] (decode and the per-event checks, in parallel),
 //! [`Moderator::observe_batch`] (the checks that need history, in input order) and
 //! [`Moderator::finish`] (decide and encode, in parallel).
+//!
+//! The rules and the checks compiled from them sit behind an atomic pointer: a reload
+//! ([`crate::reload`]) builds a new [`Compiled`] set off the hot path and swaps it in with
+//! [`Moderator::replace_rules`]. The pipeline takes one [`Moderator::snapshot`] per batch and
+//! decides the whole batch with it, so every decision carries the version that decided it.
+//! The state of the ordered checks (duplicates, learned prices) outlives a swap.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 
 use crate::checks::price::UnreadablePrices;
@@ -12,6 +19,7 @@ use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
 use crate::decide::decide;
 use crate::decode::{decode, DecodeError, Decoded};
+use crate::metrics::{unix_seconds, KindCounts};
 use crate::rules::RuleSet;
 
 /// What became of one input record, already encoded as a JSON line.
@@ -22,6 +30,11 @@ pub enum Outcome {
         action: Action,
         key: String,
         line: Vec<u8>,
+        /// The decision's findings by kind, for the metrics.
+        findings: KindCounts,
+        /// The event's `occurred_at` in Unix seconds, when it can be read, for the
+        /// end-to-end latency.
+        occurred_at: Option<f64>,
     },
     DeadLetter {
         reason: DeadLetterReason,
@@ -43,11 +56,25 @@ pub enum Prepared {
     },
 }
 
-/// The rules, the checks compiled from them, and the state of the checks that need history.
+/// One rule set and the checks compiled from it: what a batch is decided with.
+#[derive(Debug)]
+pub struct Compiled {
+    pub rules: Arc<RuleSet>,
+    pub checks: Arc<Checks>,
+}
+
+impl Compiled {
+    pub fn new(rules: Arc<RuleSet>) -> Result<Compiled, BuildError> {
+        let checks = Arc::new(Checks::new(&rules)?);
+        Ok(Compiled { rules, checks })
+    }
+}
+
+/// The rules in use, the checks compiled from them, and the state of the checks that need
+/// history.
 #[derive(Debug)]
 pub struct Moderator {
-    rules: Arc<RuleSet>,
-    checks: Checks,
+    current: ArcSwap<Compiled>,
     /// Only touched by `observe_batch`, which the pipeline calls from one thread at a time;
     /// the lock makes that a guarantee instead of a convention.
     ordered: Mutex<OrderedChecks>,
@@ -58,10 +85,8 @@ pub struct Moderator {
 
 impl Moderator {
     pub fn new(rules: Arc<RuleSet>, max_event_bytes: u64) -> Result<Moderator, BuildError> {
-        let checks = Checks::new(&rules)?;
         Ok(Moderator {
-            rules,
-            checks,
+            current: ArcSwap::from_pointee(Compiled::new(rules)?),
             ordered: Mutex::new(OrderedChecks::default()),
             max_event_bytes,
             dead_letter_max_bytes: usize::MAX,
@@ -75,12 +100,27 @@ impl Moderator {
         self
     }
 
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
+    /// The rule set in use now.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.current.load().rules.clone()
     }
 
-    pub fn checks(&self) -> &Checks {
-        &self.checks
+    /// The checks in use now.
+    pub fn checks(&self) -> Arc<Checks> {
+        self.current.load().checks.clone()
+    }
+
+    /// The rules and checks in use now, to decide a batch with from start to end.
+    pub fn snapshot(&self) -> Arc<Compiled> {
+        self.current.load_full()
+    }
+
+    /// Puts a new rule set in use for every batch that starts from now on. It is compiled
+    /// here, on the caller's thread; if that fails the old set stays.
+    pub fn replace_rules(&self, rules: Arc<RuleSet>) -> Result<(), BuildError> {
+        let compiled = Compiled::new(rules)?;
+        self.current.store(Arc::new(compiled));
+        Ok(())
     }
 
     /// Keeps a journal of the duplicate state's changes from now on, for a shared state log.
@@ -98,7 +138,7 @@ impl Moderator {
         &self,
         changes: impl IntoIterator<Item = crate::checks::duplicates::StateChange>,
     ) {
-        let per_seller = self.rules.duplicates.per_seller_capacity;
+        let per_seller = self.rules().duplicates.per_seller_capacity;
         let mut ordered = self.ordered();
         for change in changes {
             ordered.apply(change, per_seller);
@@ -117,10 +157,24 @@ impl Moderator {
             .unreadable_prices()
     }
 
-    /// Decodes a record and runs the per-event checks. `kept` is what the source held of it,
-    /// `total_len` its full length, `now` the time a dead letter is stamped with.
+    /// Decodes a record and runs the per-event checks with the rules in use now. `kept` is
+    /// what the source held of it, `total_len` its full length, `now` the time a dead letter
+    /// is stamped with.
     pub fn prepare(
         &self,
+        kept: &[u8],
+        total_len: u64,
+        position: &(dyn Fn() -> SourcePosition + Sync),
+        scratch: &mut Scratch,
+        now: &str,
+    ) -> Prepared {
+        self.prepare_with(&self.snapshot(), kept, total_len, position, scratch, now)
+    }
+
+    /// [`Moderator::prepare`] with a given snapshot of the rules.
+    pub fn prepare_with(
+        &self,
+        compiled: &Compiled,
         kept: &[u8],
         total_len: u64,
         position: &(dyn Fn() -> SourcePosition + Sync),
@@ -141,7 +195,7 @@ impl Moderator {
 
         match decoded {
             Ok(decoded) => {
-                let inspection = self.checks.inspect(&decoded.event, scratch);
+                let inspection = compiled.checks.inspect(&decoded.event, scratch);
                 Prepared::Event {
                     decoded: Box::new(decoded),
                     inspection,
@@ -165,8 +219,8 @@ impl Moderator {
         }
     }
 
-    /// Runs the checks that need history over a batch, in order.
-    pub fn observe_batch(&self, batch: &mut [Prepared]) {
+    /// Runs the checks that need history over a batch, in order, with a snapshot's checks.
+    pub fn observe_batch(&self, compiled: &Compiled, batch: &mut [Prepared]) {
         let mut ordered = self.ordered.lock().unwrap_or_else(PoisonError::into_inner);
         for prepared in batch {
             if let Prepared::Event {
@@ -174,28 +228,36 @@ impl Moderator {
                 inspection,
             } = prepared
             {
-                ordered.observe(&self.checks, &decoded.event, inspection);
+                ordered.observe(&compiled.checks, &decoded.event, inspection);
             }
         }
     }
 
-    /// Decides and encodes a prepared record.
+    /// Decides and encodes a prepared record, stamped with the rules version in use now.
     pub fn finish(&self, prepared: Prepared, now: &str) -> Outcome {
+        self.finish_with(&self.snapshot(), prepared, now)
+    }
+
+    /// [`Moderator::finish`] with the snapshot the record was prepared with.
+    pub fn finish_with(&self, compiled: &Compiled, prepared: Prepared, now: &str) -> Outcome {
         match prepared {
             Prepared::Event {
                 decoded,
                 inspection,
             } => {
+                let findings = KindCounts::of(inspection.findings.iter().map(|f| &f.kind));
                 let decision = decide(
                     &decoded.event,
                     inspection.findings,
-                    &self.rules.version,
+                    &compiled.rules.version,
                     now.to_owned(),
                 );
                 Outcome::Decision {
                     action: decision.action,
                     line: encode_line(&decision),
                     key: decision.listing_id,
+                    findings,
+                    occurred_at: unix_seconds(&decoded.event.occurred_at),
                 }
             }
             Prepared::Dead { reason, line } => Outcome::DeadLetter { reason, line },
@@ -205,15 +267,16 @@ impl Moderator {
     /// The decision for one decoded event, through all three steps; the ordered checks see it
     /// after every event decided before it.
     pub fn decide(&self, decoded: &Decoded, scratch: &mut Scratch, decided_at: String) -> Decision {
-        let mut inspection = self.checks.inspect(&decoded.event, scratch);
+        let compiled = self.snapshot();
+        let mut inspection = compiled.checks.inspect(&decoded.event, scratch);
         self.ordered
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .observe(&self.checks, &decoded.event, &mut inspection);
+            .observe(&compiled.checks, &decoded.event, &mut inspection);
         decide(
             &decoded.event,
             inspection.findings,
-            &self.rules.version,
+            &compiled.rules.version,
             decided_at,
         )
     }

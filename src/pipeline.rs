@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,7 +20,8 @@ use time::OffsetDateTime;
 use crate::checks::price::UnreadablePrices;
 use crate::checks::Scratch;
 use crate::contract::{Action, DeadLetterReason, SourcePosition};
-use crate::moderator::{timestamp, Moderator, Outcome, Prepared};
+use crate::metrics::{now_unix_seconds, ErrorStage, KindCounts, Source, Tally};
+use crate::moderator::{timestamp, Compiled, Moderator, Outcome, Prepared};
 use crate::sink::Output;
 use crate::source::{Batch, Input, LineReader};
 
@@ -38,6 +40,9 @@ pub struct FileRun {
     pub max_record_bytes: usize,
     /// Show a progress bar (only drawn for a file input on a terminal).
     pub progress: bool,
+    /// A live stream such as stdin: a batch ends with the input buffered so far (no event
+    /// waits for later ones), and the outputs are flushed after every batch.
+    pub live: bool,
 }
 
 /// What a run did, for the closing summary.
@@ -109,12 +114,23 @@ impl std::fmt::Display for Summary {
 /// `observe` the batch in input order, `finish` every record in parallel.
 pub trait Stages: Sync {
     type Item: Send;
+    /// What a whole batch is decided with, taken once when the batch starts: the rule set in
+    /// use then, so that a reload never splits a batch between two versions.
+    type Batch: Sync;
 
-    fn prepare(&self, record: Record<'_>, scratch: &mut Scratch, now: &str) -> Self::Item;
+    fn begin(&self) -> Self::Batch;
 
-    fn observe(&self, _batch: &mut [Self::Item]) {}
+    fn prepare(
+        &self,
+        batch: &Self::Batch,
+        record: Record<'_>,
+        scratch: &mut Scratch,
+        now: &str,
+    ) -> Self::Item;
 
-    fn finish(&self, item: Self::Item, now: &str) -> Outcome;
+    fn observe(&self, _batch: &Self::Batch, _items: &mut [Self::Item]) {}
+
+    fn finish(&self, batch: &Self::Batch, item: Self::Item, now: &str) -> Outcome;
 }
 
 /// One record as a source read it.
@@ -129,10 +145,22 @@ pub struct Record<'a> {
 
 impl Stages for Moderator {
     type Item = Prepared;
+    type Batch = Arc<Compiled>;
 
-    fn prepare(&self, record: Record<'_>, scratch: &mut Scratch, now: &str) -> Prepared {
-        Moderator::prepare(
+    fn begin(&self) -> Arc<Compiled> {
+        self.snapshot()
+    }
+
+    fn prepare(
+        &self,
+        compiled: &Arc<Compiled>,
+        record: Record<'_>,
+        scratch: &mut Scratch,
+        now: &str,
+    ) -> Prepared {
+        Moderator::prepare_with(
             self,
+            compiled,
             record.kept,
             record.total_len,
             record.position,
@@ -141,12 +169,12 @@ impl Stages for Moderator {
         )
     }
 
-    fn observe(&self, batch: &mut [Prepared]) {
-        self.observe_batch(batch);
+    fn observe(&self, compiled: &Arc<Compiled>, batch: &mut [Prepared]) {
+        self.observe_batch(compiled, batch);
     }
 
-    fn finish(&self, item: Prepared, now: &str) -> Outcome {
-        Moderator::finish(self, item, now)
+    fn finish(&self, compiled: &Arc<Compiled>, item: Prepared, now: &str) -> Outcome {
+        Moderator::finish_with(self, compiled, item, now)
     }
 }
 
@@ -155,8 +183,11 @@ struct Ceiling;
 
 impl Stages for Ceiling {
     type Item = Outcome;
+    type Batch = ();
 
-    fn prepare(&self, record: Record<'_>, _: &mut Scratch, _: &str) -> Outcome {
+    fn begin(&self) {}
+
+    fn prepare(&self, _: &(), record: Record<'_>, _: &mut Scratch, _: &str) -> Outcome {
         match crate::decode::decode(record.kept) {
             Ok(decoded) => {
                 let mut line = serde_json::to_vec(&decoded.event).unwrap_or_default();
@@ -165,6 +196,8 @@ impl Stages for Ceiling {
                     action: Action::Pass,
                     key: decoded.event.listing.id,
                     line,
+                    findings: KindCounts::default(),
+                    occurred_at: None,
                 }
             }
             Err(err) => Outcome::DeadLetter {
@@ -174,7 +207,7 @@ impl Stages for Ceiling {
         }
     }
 
-    fn finish(&self, item: Outcome, _: &str) -> Outcome {
+    fn finish(&self, _: &(), item: Outcome, _: &str) -> Outcome {
         item
     }
 }
@@ -228,6 +261,7 @@ pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
         batch_bytes: 32 * 1024 * 1024,
         max_record_bytes: 1024 * 1024,
         progress: false,
+        live: false,
     };
     run_stages(&run, &Ceiling)
 }
@@ -254,6 +288,7 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
     })?;
     let progress = progress_bar(run, input_len);
     let input_name = run.input.name();
+    let metrics = crate::metrics::global();
 
     let (batch_tx, batch_rx) = sync_channel::<Batch>(2);
     let (done_tx, done_rx) = sync_channel::<Vec<Outcome>>(2);
@@ -261,13 +296,14 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
     let summary = std::thread::scope(|scope| -> io::Result<Summary> {
         let reader_progress = progress.clone();
         let reading = scope.spawn(move || -> io::Result<()> {
-            let mut lines = LineReader::new(reader, run.max_record_bytes);
+            let mut lines = LineReader::new(reader, run.max_record_bytes).live(run.live);
             loop {
                 let batch = lines.next_batch(run.batch_records, run.batch_bytes)?;
                 if batch.is_empty() {
                     return Ok(());
                 }
                 reader_progress.set_position(lines.consumed());
+                metrics.in_flight().add(batch.records.len() as i64);
                 if batch_tx.send(batch).is_err() {
                     // The writer stopped on an error of its own; it reports it.
                     return Ok(());
@@ -277,14 +313,28 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
 
         let writing = scope.spawn(move || -> io::Result<Summary> {
             let mut summary = Summary::default();
+            let mut tally = Tally::new(Source::File);
             for outcomes in done_rx {
                 for outcome in &outcomes {
                     summary.count(outcome);
-                    match outcome {
-                        Outcome::Decision { line, .. } => decisions.write_record(line)?,
-                        Outcome::DeadLetter { line, .. } => dead_letters.write_record(line)?,
+                    tally.count(outcome);
+                    let written = match outcome {
+                        Outcome::Decision { line, .. } => decisions.write_record(line),
+                        Outcome::DeadLetter { line, .. } => dead_letters.write_record(line),
+                    };
+                    if let Err(err) = written {
+                        metrics.count_error(ErrorStage::Write);
+                        return Err(err);
                     }
                 }
+                // A live stream (stdin) is written as it is decided, not when a buffer fills.
+                if run.live {
+                    decisions.flush()?;
+                    dead_letters.flush()?;
+                }
+                metrics.add(&tally, now_unix_seconds());
+                metrics.in_flight().sub(outcomes.len() as i64);
+                tally.clear();
             }
             decisions.flush()?;
             dead_letters.flush()?;
@@ -293,19 +343,20 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
 
         for batch in batch_rx {
             let now = timestamp(OffsetDateTime::now_utc());
-            let outcomes = process_batch(stages, batch.records.len(), &now, |index, scratch| {
-                let meta = &batch.records[index];
-                let position = || SourcePosition::File {
-                    file: input_name.clone(),
-                    line: meta.line,
-                };
-                let record = Record {
-                    kept: batch.bytes(meta),
-                    total_len: meta.total_len,
-                    position: &position,
-                };
-                stages.prepare(record, scratch, &now)
-            });
+            let outcomes =
+                process_batch(stages, batch.records.len(), &now, |ctx, index, scratch| {
+                    let meta = &batch.records[index];
+                    let position = || SourcePosition::File {
+                        file: input_name.clone(),
+                        line: meta.line,
+                    };
+                    let record = Record {
+                        kept: batch.bytes(meta),
+                        total_len: meta.total_len,
+                        position: &position,
+                    };
+                    stages.prepare(ctx, record, scratch, &now)
+                });
             if done_tx.send(outcomes).is_err() {
                 break;
             }
@@ -328,20 +379,24 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
 }
 
 /// Takes one batch of `len` records through the stages and returns their outcomes in order:
-/// `prepare(index, scratch)` prepares record `index` on a rayon worker.
+/// `prepare(batch, index, scratch)` prepares record `index` on a rayon worker, with what
+/// [`Stages::begin`] gave for the batch.
 pub fn process_batch<S, P>(stages: &S, len: usize, now: &str, prepare: P) -> Vec<Outcome>
 where
     S: Stages,
-    P: Fn(usize, &mut Scratch) -> S::Item + Sync,
+    P: Fn(&S::Batch, usize, &mut Scratch) -> S::Item + Sync,
 {
+    let batch = stages.begin();
     let mut items: Vec<S::Item> = (0..len)
         .into_par_iter()
-        .map_init(Scratch::default, |scratch, index| prepare(index, scratch))
+        .map_init(Scratch::default, |scratch, index| {
+            prepare(&batch, index, scratch)
+        })
         .collect();
-    stages.observe(&mut items);
+    stages.observe(&batch, &mut items);
     items
         .into_par_iter()
-        .map(|item| stages.finish(item, now))
+        .map(|item| stages.finish(&batch, item, now))
         .collect()
 }
 

@@ -32,6 +32,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::contract::SourcePosition;
+use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, source_headers};
@@ -152,6 +153,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     );
 
     let consumer = Arc::new(consumer);
+    let metrics = crate::metrics::global();
     let mut summary = Summary::default();
     // At-least-once: while the broker acknowledges one batch, the next is fetched and decided.
     // The acknowledger takes batches in order and stores each one's offsets after all its
@@ -173,13 +175,26 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             // go on unaware, or keep going when it leaves again and again.
             group_watch.check(consumer.context())?;
             if !batch.is_empty() {
+                metrics.in_flight().add(batch.len() as i64);
                 let outcomes = decide_batch(&moderator, &batch);
                 let changes = moderator.take_state_changes();
                 let state = shared.as_ref().map(|shared| (shared, changes.as_slice()));
+                let mut tally = Tally::new(Source::Kafka);
+                for outcome in &outcomes {
+                    tally.count(outcome);
+                }
                 let delivered = match &acks {
                     None => {
-                        transact(&consumer, &producer, &run.config, &batch, &outcomes, state)
-                            .await?
+                        let committed =
+                            transact(&consumer, &producer, &run.config, &batch, &outcomes, state)
+                                .await;
+                        // Committed or not, this batch is no longer in flight: an aborted
+                        // one is fetched again after the rewind.
+                        metrics.in_flight().sub(batch.len() as i64);
+                        if matches!(committed, Ok(true)) {
+                            metrics.add(&tally, now_unix_seconds());
+                        }
+                        committed?
                     }
                     Some(acks) => {
                         let mut deliveries =
@@ -199,6 +214,8 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                         slot.send(InFlight {
                             deliveries,
                             offsets,
+                            tally,
+                            events: batch.len(),
                         });
                         true
                     }
@@ -306,6 +323,7 @@ async fn next_batch(
             Err(error) => {
                 // A missing topic or an unreachable broker repeats this every few hundred
                 // milliseconds; say it once per quiet period, not each time.
+                crate::metrics::global().count_error(ErrorStage::Fetch);
                 if last_warning.is_none_or(|at: Instant| at.elapsed() > FETCH_WARNING_INTERVAL) {
                     tracing::warn!(%error, "cannot fetch from the input topic; retrying");
                     last_warning = Some(Instant::now());
@@ -324,7 +342,7 @@ async fn next_batch(
 fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
     let now = timestamp(OffsetDateTime::now_utc());
     tokio::task::block_in_place(|| {
-        process_batch(moderator, batch.len(), &now, |index, scratch| {
+        process_batch(moderator, batch.len(), &now, |compiled, index, scratch| {
             let message = &batch[index];
             let position = || SourcePosition::Kafka {
                 topic: message.topic.to_string(),
@@ -336,7 +354,7 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
                 total_len: message.total_len,
                 position: &position,
             };
-            Stages::prepare(moderator, record, scratch, &now)
+            Stages::prepare(moderator, compiled, record, scratch, &now)
         })
     })
 }
@@ -381,6 +399,9 @@ async fn reserve_in_flight<'a>(
 struct InFlight {
     deliveries: Vec<DeliveryFuture>,
     offsets: TopicPartitionList,
+    /// Its results, counted into the metrics once acknowledged.
+    tally: Tally,
+    events: usize,
 }
 
 /// Waits for each batch's acknowledgements, in order, then stores its offsets. Stops at the
@@ -390,10 +411,13 @@ async fn acknowledge_in_order(
     consumer: Arc<StreamConsumer<WorkerContext>>,
     mut batches: tokio::sync::mpsc::Receiver<InFlight>,
 ) -> Result<(), WorkerError> {
+    let metrics = crate::metrics::global();
     while let Some(batch) = batches.recv().await {
         for delivery in batch.deliveries {
             acknowledge(delivery.await)?;
         }
+        metrics.add(&batch.tally, now_unix_seconds());
+        metrics.in_flight().sub(batch.events as i64);
         // A partition revoked while its batch was decided can no longer be stored; its new
         // owner decides those messages again, which at-least-once allows.
         if let Err(error) = consumer.store_offsets(&batch.offsets) {
@@ -450,7 +474,10 @@ async fn send_all(
                     record = back;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                Err((error, _)) => return Err(WorkerError::Delivery(error)),
+                Err((error, _)) => {
+                    crate::metrics::global().count_error(ErrorStage::Delivery);
+                    return Err(WorkerError::Delivery(error));
+                }
             }
         }
     }
@@ -461,11 +488,13 @@ async fn send_all(
 fn acknowledge<Dropped>(
     delivery: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Dropped>,
 ) -> Result<(), WorkerError> {
-    match delivery {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((error, _))) => Err(WorkerError::Delivery(error)),
-        Err(_) => Err(WorkerError::Delivery(KafkaError::Canceled)),
-    }
+    let failed = match delivery {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err((error, _))) => error,
+        Err(_) => KafkaError::Canceled,
+    };
+    crate::metrics::global().count_error(ErrorStage::Delivery);
+    Err(WorkerError::Delivery(failed))
 }
 
 /// At most one fetch warning per interval while the input cannot be read.
@@ -510,6 +539,7 @@ async fn transact(
         return Ok(true);
     };
 
+    crate::metrics::global().count_error(ErrorStage::Transaction);
     tracing::warn!(%error, "transaction failed; aborting and deciding the batch again");
     tokio::task::block_in_place(|| producer.abort_transaction(TRANSACTION_TIMEOUT))
         .map_err(WorkerError::Fenced)?;

@@ -195,7 +195,7 @@ fn composition_strings_parse_into_fibres_and_shares() {
     let checks = moderator().checks();
     let mut failures = Vec::new();
     for &(text, mode, expected) in TABLE {
-        let got = read(checks, text, mode);
+        let got = read(&checks, text, mode);
         let want: Vec<Vec<(String, Option<f64>, bool)>> = expected
             .iter()
             .map(|claim| {

@@ -5,6 +5,8 @@
 //! need history (has this seller posted the same listing before?): they are split in two, a
 //! parallel half that prepares what it can (a content sketch) into the [`Inspection`],
 //! and [`OrderedChecks::observe`], which runs in input order and keeps the state.
+//! One event in [`crate::metrics::CHECK_SAMPLE_EVERY`] per thread has each check timed into
+//! `loomguard_check_duration_seconds`.
 //! A thread keeps its buffers in a [`Scratch`] so that the hot path does not allocate for text
 //! it only reads.
 //!
@@ -35,6 +37,7 @@ pub mod stock;
 pub mod terms;
 
 use crate::contract::{Finding, Kind, ListingEvent, Op};
+use crate::metrics::{Check, CheckClock};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{CompositionRules, DuplicateRules, ListingRules, RuleSet, Taxonomy};
 use folded::{original_slice, Folded};
@@ -106,6 +109,7 @@ impl Checks {
         if event.op == Op::Delete {
             return inspection;
         }
+        let mut clock = CheckClock::start();
 
         // Each text field is normalised once and read by every check that needs it.
         let mut content = duplicates::SketchBuilder::new(
@@ -126,8 +130,10 @@ impl Checks {
             );
             content.add(field, normalized);
         }
+        clock.lap(Check::Terms);
         inspection.price = self.price.prepare(event, &mut scratch.price_unit);
-        self.check_consistency(event, scratch, &mut inspection.findings);
+        clock.lap(Check::Price);
+        self.check_consistency(event, scratch, &mut inspection.findings, &mut clock);
         let product = match scratch.products.head {
             Some(head) => scratch.title.slice(head.start, head.end),
             None => "",
@@ -142,6 +148,7 @@ impl Checks {
         event: &ListingEvent,
         scratch: &mut Scratch,
         out: &mut Vec<Finding>,
+        clock: &mut CheckClock,
     ) {
         let listing = &event.listing;
         let title = listing.title.as_deref().unwrap_or("");
@@ -165,6 +172,7 @@ impl Checks {
                 evidence,
             ));
         }
+        clock.lap(Check::Contact);
 
         self.products.title(
             &scratch.title,
@@ -175,10 +183,15 @@ impl Checks {
         self.products
             .scan(&scratch.description, &mut scratch.description_hits);
         product::check(self, listing, scratch, out);
+        clock.lap(Check::Product);
         category::check(self, listing, scratch, out);
+        clock.lap(Check::Category);
         intent::check(self, listing, scratch, out);
+        clock.lap(Check::Intent);
         composition::check(self, listing, scratch, out);
+        clock.lap(Check::Composition);
         stock::check(self, listing, out);
+        clock.lap(Check::Stock);
     }
 
     pub fn terms(&self) -> &TermMatcher {
@@ -311,13 +324,16 @@ impl OrderedChecks {
             self.note(|| duplicates::StateChange::Gone(event.listing.id.clone()));
             return;
         }
+        let mut clock = CheckClock::start_ordered();
         self.observe_duplicates(checks, event, inspection);
+        clock.lap(Check::Duplicates);
 
         // After the duplicate check, so that a duplicate's price is not learned either.
         let clean = inspection.findings.is_empty();
         if let Some(finding) = self.prices.observe(checks, event, inspection.price, clean) {
             inspection.findings.push(finding);
         }
+        clock.lap(Check::PriceBand);
     }
 
     fn observe_duplicates(

@@ -79,6 +79,25 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order (a kind's index in it is `kind as usize`).
+    pub const ALL: [Kind; 15] = [
+        Kind::TermsProhibited,
+        Kind::TermsAdlaw,
+        Kind::Licence,
+        Kind::TitleContact,
+        Kind::TitleNoProduct,
+        Kind::TitleStuffing,
+        Kind::TitleMismatch,
+        Kind::TitleIntent,
+        Kind::Category,
+        Kind::AttributesComposition,
+        Kind::Price,
+        Kind::Stock,
+        Kind::DuplicateText,
+        Kind::DuplicateImage,
+        Kind::Infringement,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::TermsProhibited => "terms.prohibited",

@@ -50,6 +50,10 @@ impl Output {
         let Output::Path(own) = self else {
             return false;
         };
+        // /dev/null, a pipe, a terminal: writing there truncates nothing.
+        if std::fs::metadata(own).is_ok_and(|m| !m.is_file()) {
+            return false;
+        }
         match (identity(own), identity(path)) {
             (Some(a), Some(b)) => a == b,
             _ => false,

@@ -36,7 +36,7 @@ pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer<WorkerContex
     for (key, value) in &config.properties {
         client.set(key, value);
     }
-    client.create_with_context(WorkerContext::default())
+    client.create_with_context(WorkerContext::producer())
 }
 
 /// The source position of a record, as headers.

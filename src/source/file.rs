@@ -91,6 +91,8 @@ pub struct LineReader<R> {
     /// Bytes consumed so far, newlines included.
     consumed: u64,
     done: bool,
+    /// A live stream: end a batch when no more input is buffered instead of waiting to fill it.
+    live: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -101,7 +103,16 @@ impl<R: Read> LineReader<R> {
             line: 0,
             consumed: 0,
             done: false,
+            live: false,
         }
+    }
+
+    /// Reads a live stream (stdin fed as events happen): a batch ends as soon as the input
+    /// has nothing more buffered, so that no event waits for later ones to fill its batch.
+    /// Batches of a live stream can be small; a file keeps full ones.
+    pub fn live(mut self, live: bool) -> LineReader<R> {
+        self.live = live;
+        self
     }
 
     pub fn consumed(&self) -> u64 {
@@ -116,6 +127,9 @@ impl<R: Read> LineReader<R> {
             records: Vec::with_capacity(max_records.min(65_536)),
         };
         while batch.records.len() < max_records && batch.data.len() < max_bytes {
+            if self.live && !batch.records.is_empty() && self.inner.buffer().is_empty() {
+                break;
+            }
             match self.read_record(&mut batch.data)? {
                 Some(record) => batch.records.push(record),
                 None => break,
@@ -233,6 +247,16 @@ mod tests {
         let got = records(&input, 16);
         assert_eq!(got[0], (1, vec![b'x'; 16], 10_000));
         assert_eq!(got[1], (2, b"ok".to_vec(), 2));
+    }
+
+    #[test]
+    fn a_live_stream_ends_its_batch_with_what_is_buffered() {
+        // Two reads: the second would block on a live stream, so the first batch ends before.
+        let input = io::Read::chain(&b"1\n2\n"[..], &b"3\n"[..]);
+        let mut reader = LineReader::new(input, 100).live(true);
+        assert_eq!(reader.next_batch(10, usize::MAX).unwrap().records.len(), 2);
+        assert_eq!(reader.next_batch(10, usize::MAX).unwrap().records.len(), 1);
+        assert!(reader.next_batch(10, usize::MAX).unwrap().is_empty());
     }
 
     #[test]

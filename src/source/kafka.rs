@@ -5,16 +5,56 @@
 //! revoke, only offsets the worker has stored, and the worker stores an offset only after the
 //! broker acknowledged the decisions of that message and every earlier one of its partition.
 //! That is what makes the pipeline at-least-once.
+//!
+//! The consumer's context also feeds the metrics: the partitions assigned after each
+//! rebalance, and the lag of each from librdkafka's statistics (`statistics.interval.ms`).
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::Statistics;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+/// librdkafka's errors and warnings, and client errors: at most one per 10 s at their level,
+/// the rest at debug.
+static WARNINGS: RateLimit = RateLimit::new(10);
+
+/// Lets one event through per interval, across threads, without a lock.
+pub struct RateLimit {
+    seconds: u64,
+    /// Unix second of the last event let through, plus one (0: none yet).
+    last: AtomicU64,
+}
+
+impl RateLimit {
+    pub const fn new(seconds: u64) -> RateLimit {
+        RateLimit {
+            seconds,
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this event may be logged at its level.
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        (last == 0 || now >= last + self.seconds)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// How often librdkafka reports the statistics the lag metric is read from.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Where a worker connects and what it reads and writes. Defaults are the platform's topic
 /// names from DESIGN.md.
@@ -37,14 +77,29 @@ pub struct KafkaConfig {
     pub transactional_id: String,
 }
 
-/// Routes librdkafka's logs and errors into `tracing`, commits on revoke, and notices when
-/// the consumer has left its group.
+/// Routes librdkafka's logs and errors into `tracing`, commits on revoke, feeds the
+/// assigned-partitions and lag metrics, and notices when the consumer has left its group.
+/// The default is a client whose statistics feed no metric (the shared state's consumer).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerContext {
+    /// Only the consumer's statistics carry the lag; a producer given
+    /// `statistics.interval.ms` through `--kafka-property` must not clear it.
+    consumer: bool,
     left_group: Arc<AtomicBool>,
 }
 
 impl WorkerContext {
+    pub fn consumer() -> WorkerContext {
+        WorkerContext {
+            consumer: true,
+            ..WorkerContext::default()
+        }
+    }
+
+    pub fn producer() -> WorkerContext {
+        WorkerContext::default()
+    }
+
     /// Whether the consumer left its group since the last call. librdkafka leaves the group
     /// when the application has not polled for `max.poll.interval.ms` (a stalled process, a
     /// paused container) and says so only in a log line; it rejoins on the next poll, but the
@@ -65,11 +120,19 @@ impl ClientContext for WorkerContext {
             self.note_left_group();
         }
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(facility, "librdkafka: {message}")
+            }
+            // A broker that cannot be reached is reported as an error on every retry.
+            RDKafkaLogLevel::Error if WARNINGS.allow() => {
+                tracing::error!(facility, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Warning if WARNINGS.allow() => {
+                tracing::warn!(facility, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => {
+                tracing::debug!(facility, "librdkafka: {message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::debug!(facility, "librdkafka: {message}")
             }
@@ -81,7 +144,51 @@ impl ClientContext for WorkerContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PollExceeded) {
             self.note_left_group();
         }
-        tracing::warn!(%error, "kafka client error: {reason}");
+        // An unreachable broker reports the same error every few hundred milliseconds.
+        if WARNINGS.allow() {
+            tracing::warn!(%error, "kafka client error: {reason}");
+        } else {
+            tracing::debug!(%error, "kafka client error: {reason}");
+        }
+    }
+
+    /// Only the consumer asks for statistics; each report replaces the lag series.
+    fn stats(&self, statistics: Statistics) {
+        let lags = consumer_lags(&statistics);
+        tracing::trace!(
+            consumer = self.consumer,
+            partitions = lags.len(),
+            "librdkafka statistics"
+        );
+        if self.consumer {
+            crate::metrics::global().set_consumer_lag(&lags);
+        }
+    }
+}
+
+/// (topic, partition, lag) of every partition the consumer fetches and knows the lag of.
+/// librdkafka lists every partition of a subscribed topic; those it does not fetch have the
+/// fetch state `none` (or `stopped`), and -1 stands for a lag not known yet. Partition -1 is
+/// librdkafka's internal unassigned partition.
+pub fn consumer_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
+    let mut lags = Vec::new();
+    for (name, topic) in &statistics.topics {
+        for (id, partition) in &topic.partitions {
+            let fetching = !matches!(partition.fetch_state.as_str(), "none" | "stopped");
+            if *id >= 0 && fetching && partition.consumer_lag >= 0 {
+                lags.push((name.clone(), *id, partition.consumer_lag));
+            }
+        }
+    }
+    lags.sort();
+    lags
+}
+
+/// Sets the assigned-partitions gauge from the consumer's current assignment.
+fn count_assignment(consumer: &BaseConsumer<WorkerContext>) {
+    match consumer.assignment() {
+        Ok(assignment) => crate::metrics::global().set_assigned_partitions(assignment.count()),
+        Err(error) => tracing::debug!(%error, "cannot read the assignment"),
     }
 }
 
@@ -97,7 +204,8 @@ impl ConsumerContext for WorkerContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        count_assignment(consumer);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned")
@@ -123,6 +231,7 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
         // bound it so that a topic with millions of unread events costs no more memory.
         .set("queued.max.messages.kbytes", "16384")
         .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set_log_level(RDKafkaLogLevel::Info);
     if config.exactly_once {
         // Offsets travel inside the producer's transactions instead.
@@ -134,7 +243,20 @@ pub fn consumer(config: &KafkaConfig) -> KafkaResult<StreamConsumer<WorkerContex
         client.set(key, value);
     }
     let consumer: StreamConsumer<WorkerContext> =
-        client.create_with_context(WorkerContext::default())?;
+        client.create_with_context(WorkerContext::consumer())?;
     consumer.subscribe(&[&config.input_topic])?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_lets_one_through_per_interval() {
+        let limit = RateLimit::new(3600);
+        assert!(limit.allow());
+        assert!(!limit.allow());
+        assert!(!limit.allow());
+    }
 }
