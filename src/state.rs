@@ -25,6 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checks::duplicates::{LiveListing, StateChange};
 use crate::moderator::Moderator;
+use crate::sink::kafka::send_record;
 use crate::source::kafka::{KafkaConfig, WorkerContext};
 
 /// The header naming the worker that wrote a state record.
@@ -100,7 +101,7 @@ impl SharedState {
     }
 
     /// Queues a batch's state changes and returns their pending acknowledgements.
-    pub fn send(
+    pub async fn send(
         &self,
         producer: &FutureProducer<WorkerContext>,
         changes: &[StateChange],
@@ -119,23 +120,13 @@ impl SharedState {
                 key: WRITER_HEADER,
                 value: Some(self.writer.as_bytes()),
             });
-            let mut record = FutureRecord::to(&self.topic).key(key).headers(headers);
+            let mut record = FutureRecord::to(&self.topic)
+                .key(key.as_bytes())
+                .headers(headers);
             if let Some(value) = &value {
-                record = record.payload(value);
+                record = record.payload(value.as_slice());
             }
-            loop {
-                match producer.send_result(record) {
-                    Ok(delivery) => {
-                        deliveries.push(delivery);
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err((error, _)) => return Err(error),
-                }
-            }
+            deliveries.push(send_record(producer, record).await?);
         }
         Ok(deliveries)
     }

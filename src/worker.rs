@@ -35,7 +35,7 @@ use crate::contract::SourcePosition;
 use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
-use crate::sink::kafka::{producer, source_headers};
+use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
 use crate::state::SharedState;
 
@@ -203,6 +203,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                             deliveries.extend(
                                 shared
                                     .send(&producer, changes)
+                                    .await
                                     .map_err(WorkerError::Delivery)?,
                             );
                         }
@@ -459,25 +460,15 @@ async fn send_all(
             ),
         };
         let payload = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut record = FutureRecord::to(topic)
+        let record = FutureRecord::to(topic)
             .key(key)
             .payload(payload)
             .headers(headers);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The producer's queue is bounded; let it drain.
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err((error, _)) => {
-                    crate::metrics::global().count_error(ErrorStage::Delivery);
-                    return Err(WorkerError::Delivery(error));
-                }
+        match send_record(producer, record).await {
+            Ok(delivery) => deliveries.push(delivery),
+            Err(error) => {
+                crate::metrics::global().count_error(ErrorStage::Delivery);
+                return Err(WorkerError::Delivery(error));
             }
         }
     }
@@ -521,6 +512,7 @@ async fn transact(
         if let Some((shared, changes)) = state {
             for delivery in shared
                 .send(producer, changes)
+                .await
                 .map_err(WorkerError::Delivery)?
             {
                 acknowledge(delivery.await)?;

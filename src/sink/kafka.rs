@@ -5,10 +5,13 @@
 //! stay in order on one partition) and carry the source position in headers, so that a
 //! consumer can drop the redeliveries at-least-once implies.
 
+use std::time::Duration;
+
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::future_producer::DeliveryFuture;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::source::kafka::{KafkaConfig, WorkerContext};
 
@@ -54,4 +57,22 @@ pub fn source_headers(topic: &str, partition: i32, offset: i64) -> OwnedHeaders 
             key: HEADER_SOURCE_OFFSET,
             value: Some(&offset.to_string()),
         })
+}
+
+/// Queues one record, waiting while the producer's bounded queue is full; returns the pending
+/// acknowledgement.
+pub async fn send_record(
+    producer: &FutureProducer<WorkerContext>,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
 }
