@@ -28,6 +28,7 @@
 //! - [`explain`]: a moderator's reading of one decision.
 //! - [`generate`]: realistic synthetic events for benchmarks.
 
+pub mod api;
 pub mod checks;
 pub mod config;
 pub mod contract;
@@ -35,6 +36,7 @@ pub mod decide;
 pub mod decode;
 pub mod explain;
 pub mod generate;
+pub mod images;
 pub mod moderator;
 pub mod normalize;
 pub mod pipeline;

@@ -1,12 +1,15 @@
 //! Records through decode → checks → decide, in the three steps the pipeline runs them in:
 //! [`Moderator::prepare`] (decode and the per-event checks, in parallel),
 //! [`Moderator::observe_batch`] (the checks that need history, in input order) and
-//! [`Moderator::finish`] (decide and encode, in parallel).
+//! [`Moderator::finish`] (decide and encode, in parallel). With images checked
+//! ([`Moderator::with_images`]), `observe_batch` first has the batch's images fetched and
+//! hashed in parallel, then matches them in input order with the other ordered checks.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
+use crate::checks::images::{ImageCheck, ImageCounts};
 use crate::checks::price::UnreadablePrices;
 use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
@@ -54,6 +57,8 @@ pub struct Moderator {
     max_event_bytes: u64,
     /// Bytes of an input a dead letter keeps at most.
     dead_letter_max_bytes: usize,
+    /// The image checks, when images are fetched and matched.
+    images: Option<Arc<ImageCheck>>,
 }
 
 impl Moderator {
@@ -65,7 +70,26 @@ impl Moderator {
             ordered: Mutex::new(OrderedChecks::default()),
             max_event_bytes,
             dead_letter_max_bytes: usize::MAX,
+            images: None,
         })
+    }
+
+    /// Fetches, hashes and matches listing images with `images`.
+    pub fn with_images(mut self, images: Arc<ImageCheck>) -> Moderator {
+        self.images = Some(images);
+        self
+    }
+
+    pub fn images(&self) -> Option<&Arc<ImageCheck>> {
+        self.images.as_ref()
+    }
+
+    /// Images hashed and not hashed so far (all zero when images are not checked).
+    pub fn image_counts(&self) -> ImageCounts {
+        self.images
+            .as_ref()
+            .map(|images| images.counts())
+            .unwrap_or_default()
     }
 
     /// Keeps at most `bytes` of an input in its dead letter. A Kafka sink needs this: a dead
@@ -141,6 +165,15 @@ impl Moderator {
 
     /// Runs the checks that need history over a batch, in order.
     pub fn observe_batch(&self, batch: &mut [Prepared]) {
+        if let Some(images) = &self.images {
+            images.hash_batch(batch.iter_mut().filter_map(|prepared| match prepared {
+                Prepared::Event {
+                    decoded,
+                    inspection,
+                } => Some((&decoded.event, inspection)),
+                Prepared::Dead { .. } => None,
+            }));
+        }
         let mut ordered = self.ordered.lock().unwrap_or_else(PoisonError::into_inner);
         for prepared in batch {
             if let Prepared::Event {
@@ -148,8 +181,15 @@ impl Moderator {
                 inspection,
             } = prepared
             {
+                // Images first, so that the price check does not learn an infringing price.
+                if let Some(images) = &self.images {
+                    images.observe(&self.checks, &decoded.event, inspection);
+                }
                 ordered.observe(&self.checks, &decoded.event, inspection);
             }
+        }
+        if let Some(images) = &self.images {
+            images.flush();
         }
     }
 
@@ -160,12 +200,13 @@ impl Moderator {
                 decoded,
                 inspection,
             } => {
-                let decision = decide(
+                let mut decision = decide(
                     &decoded.event,
                     inspection.findings,
                     &self.rules.version,
                     now.to_owned(),
                 );
+                decision.appeal_deadline = inspection.appeal_deadline;
                 Outcome::Decision {
                     action: decision.action,
                     line: encode_line(&decision),
@@ -180,20 +221,27 @@ impl Moderator {
     /// after every event decided before it.
     pub fn decide(&self, decoded: &Decoded, scratch: &mut Scratch, decided_at: String) -> Decision {
         let mut inspection = self.checks.inspect(&decoded.event, scratch);
+        if let Some(images) = &self.images {
+            images.hash_batch(std::iter::once((&decoded.event, &mut inspection)));
+            images.observe(&self.checks, &decoded.event, &mut inspection);
+            images.flush();
+        }
         self.ordered
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .observe(&self.checks, &decoded.event, &mut inspection);
-        decide(
+        let mut decision = decide(
             &decoded.event,
             inspection.findings,
             &self.rules.version,
             decided_at,
-        )
+        );
+        decision.appeal_deadline = inspection.appeal_deadline;
+        decision
     }
 }
 
-fn encode_line<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode_line<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut line = Vec::with_capacity(512);
     // Serialising these plain structs into memory cannot fail: no maps with non-string keys,
     // no failing Serialize impls, no I/O.

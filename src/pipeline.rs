@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use crate::checks::images::ImageCounts;
 use crate::checks::price::UnreadablePrices;
 use crate::checks::Scratch;
 use crate::contract::{Action, DeadLetterReason, SourcePosition};
@@ -53,6 +54,8 @@ pub struct Summary {
     /// Prices the price check could not understand (the moderator's count, as of the end of
     /// the run): they got no price finding.
     pub unreadable_prices: UnreadablePrices,
+    /// Listing images hashed, and those that could not be fetched or decoded, by reason.
+    pub images: ImageCounts,
 }
 
 impl Summary {
@@ -99,6 +102,22 @@ impl std::fmt::Display for Summary {
                 prices.amount,
                 prices.unit,
                 prices.currency
+            )?;
+        }
+        let images = &self.images;
+        if images.hashed + images.problem_total() > 0 {
+            let problems: Vec<String> = images
+                .problems
+                .iter()
+                .map(|(code, n)| format!("{n} {code}"))
+                .collect();
+            write!(
+                f,
+                "; {} images hashed ({} too plain to match), {} not ({})",
+                images.hashed,
+                images.low_detail,
+                images.problem_total(),
+                problems.join(", ")
             )?;
         }
         Ok(())
@@ -185,6 +204,7 @@ pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
     let summary = run_stages(run, moderator)?;
     Ok(Summary {
         unreadable_prices: moderator.unreadable_prices(),
+        images: moderator.image_counts(),
         ..summary
     })
 }
