@@ -32,6 +32,17 @@ pub struct ConfigFile {
     pub transactional_id: Option<String>,
     pub linger_ms: Option<u64>,
     pub shutdown_seconds: Option<u64>,
+    pub no_images: Option<bool>,
+    pub state_dir: Option<String>,
+    pub image_root: Option<String>,
+    /// Hosts images may be fetched from.
+    pub image_allow_hosts: Option<Vec<String>>,
+    pub image_timeout_ms: Option<u64>,
+    pub image_max_bytes: Option<u64>,
+    pub image_concurrency: Option<usize>,
+    pub listen: Option<String>,
+    /// Bearer tokens of the complaint API.
+    pub api_tokens: Option<Vec<String>>,
     /// librdkafka properties for both clients.
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
@@ -102,6 +113,30 @@ impl ConfigFile {
         set(
             "LOOMGUARD_SHUTDOWN_SECONDS",
             self.shutdown_seconds.map(|v| v.to_string()),
+        );
+        set("LOOMGUARD_NO_IMAGES", self.no_images.map(|v| v.to_string()));
+        set("LOOMGUARD_STATE_DIR", self.state_dir.clone());
+        set("LOOMGUARD_IMAGE_ROOT", self.image_root.clone());
+        set(
+            "LOOMGUARD_IMAGE_ALLOW_HOSTS",
+            self.image_allow_hosts.as_ref().map(|h| h.join(",")),
+        );
+        set(
+            "LOOMGUARD_IMAGE_TIMEOUT_MS",
+            self.image_timeout_ms.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_IMAGE_MAX_BYTES",
+            self.image_max_bytes.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_IMAGE_CONCURRENCY",
+            self.image_concurrency.map(|v| v.to_string()),
+        );
+        set("LOOMGUARD_LISTEN", self.listen.clone());
+        set(
+            "LOOMGUARD_API_TOKENS",
+            self.api_tokens.as_ref().map(|t| t.join(",")),
         );
         vars
     }

@@ -241,6 +241,15 @@ impl Moderator {
     }
 }
 
+/// The outcome of a decision made outside the stream (a complaint's suppression).
+pub fn decision_outcome(decision: &Decision) -> Outcome {
+    Outcome::Decision {
+        action: decision.action,
+        key: decision.listing_id.clone(),
+        line: encode_line(decision),
+    }
+}
+
 pub(crate) fn encode_line<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut line = Vec::with_capacity(512);
     // Serialising these plain structs into memory cannot fail: no maps with non-string keys,

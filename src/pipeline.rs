@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,7 +56,32 @@ pub struct Summary {
     pub unreadable_prices: UnreadablePrices,
     /// Listing images hashed, and those that could not be fetched or decoded, by reason.
     pub images: ImageCounts,
+    /// Decisions made outside the stream (complaints suppressing listings), not counted in
+    /// `events` or `decisions`.
+    pub api_decisions: u64,
 }
+
+/// What the writer receives: a batch of the stream's outcomes, or decisions from the API.
+enum Done {
+    Stream(Vec<Outcome>),
+    Api(Vec<Outcome>),
+}
+
+/// Writes decisions made outside the stream (by the complaint API) to the run's decision
+/// output, between two batches of the stream's.
+#[derive(Clone)]
+pub struct DecisionSender(SyncSender<Done>);
+
+impl DecisionSender {
+    /// Queues decisions for the output; false once the output is closed.
+    pub fn send(&self, outcomes: Vec<Outcome>) -> bool {
+        self.0.send(Done::Api(outcomes)).is_ok()
+    }
+}
+
+/// Something served beside the run (the complaint API): called on its own thread with a
+/// sender into the decision output; the run ends when it returns and the input is done.
+pub type Serve<'a> = &'a (dyn Fn(DecisionSender) + Sync);
 
 impl Summary {
     pub fn dead_letter_count(&self) -> u64 {
@@ -201,7 +226,16 @@ impl Stages for Ceiling {
 /// Runs the main job. Bad records become dead letters; only an input that cannot be read or
 /// an output that cannot be written ends the run with an error.
 pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
-    let summary = run_stages(run, moderator)?;
+    run_files_serving(run, moderator, None)
+}
+
+/// [`run_files`], with `serve` running beside it until it returns.
+pub fn run_files_serving(
+    run: &FileRun,
+    moderator: &Moderator,
+    serve: Option<Serve<'_>>,
+) -> io::Result<Summary> {
+    let summary = run_stages(run, moderator, serve)?;
     Ok(Summary {
         unreadable_prices: moderator.unreadable_prices(),
         images: moderator.image_counts(),
@@ -221,10 +255,14 @@ pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
         max_record_bytes: 1024 * 1024,
         progress: false,
     };
-    run_stages(&run, &Ceiling)
+    run_stages(&run, &Ceiling, None)
 }
 
-fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
+fn run_stages<S: Stages>(
+    run: &FileRun,
+    stages: &S,
+    serve: Option<Serve<'_>>,
+) -> io::Result<Summary> {
     let started = Instant::now();
     let (reader, input_len) = run.input.open().map_err(|err| {
         io::Error::new(
@@ -248,9 +286,13 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
     let input_name = run.input.name();
 
     let (batch_tx, batch_rx) = sync_channel::<Batch>(2);
-    let (done_tx, done_rx) = sync_channel::<Vec<Outcome>>(2);
+    let (done_tx, done_rx) = sync_channel::<Done>(2);
 
     let summary = std::thread::scope(|scope| -> io::Result<Summary> {
+        let serving = serve.map(|serve| {
+            let sender = DecisionSender(done_tx.clone());
+            scope.spawn(move || serve(sender))
+        });
         let reader_progress = progress.clone();
         let reading = scope.spawn(move || -> io::Result<()> {
             let mut lines = LineReader::new(reader, run.max_record_bytes);
@@ -269,12 +311,28 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
 
         let writing = scope.spawn(move || -> io::Result<Summary> {
             let mut summary = Summary::default();
-            for outcomes in done_rx {
-                for outcome in &outcomes {
-                    summary.count(outcome);
-                    match outcome {
-                        Outcome::Decision { line, .. } => decisions.write_record(line)?,
-                        Outcome::DeadLetter { line, .. } => dead_letters.write_record(line)?,
+            for done in done_rx {
+                match done {
+                    Done::Stream(outcomes) => {
+                        for outcome in &outcomes {
+                            summary.count(outcome);
+                            match outcome {
+                                Outcome::Decision { line, .. } => decisions.write_record(line)?,
+                                Outcome::DeadLetter { line, .. } => {
+                                    dead_letters.write_record(line)?
+                                }
+                            }
+                        }
+                    }
+                    Done::Api(outcomes) => {
+                        for outcome in &outcomes {
+                            if let Outcome::Decision { line, .. } = outcome {
+                                summary.api_decisions += 1;
+                                decisions.write_record(line)?;
+                            }
+                        }
+                        // A complaint's suppressions are due at once, not at the next batch.
+                        decisions.flush()?;
                     }
                 }
             }
@@ -298,11 +356,14 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
                 };
                 stages.prepare(record, scratch, &now)
             });
-            if done_tx.send(outcomes).is_err() {
+            if done_tx.send(Done::Stream(outcomes)).is_err() {
                 break;
             }
         }
         drop(done_tx);
+        if let Some(serving) = serving {
+            join_unit(serving.join());
+        }
 
         let written = join(writing.join())?;
         join(reading.join())?;
@@ -335,6 +396,12 @@ where
         .into_par_iter()
         .map(|item| stages.finish(item, now))
         .collect()
+}
+
+fn join_unit(result: std::thread::Result<()>) {
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic)
+    }
 }
 
 fn join<T>(result: std::thread::Result<io::Result<T>>) -> io::Result<T> {

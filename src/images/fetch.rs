@@ -162,6 +162,14 @@ struct Refused {
     addresses: String,
 }
 
+/// A host name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {message}")]
+struct Unresolved {
+    host: String,
+    message: String,
+}
+
 impl reqwest::dns::Resolve for SafeResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_loopback = self.allow_loopback;
@@ -321,14 +329,32 @@ impl Fetcher {
                     refused.host, refused.addresses
                 ));
             }
+            if let Some(unresolved) = cause.downcast_ref::<Unresolved>() {
+                return FetchError::Dns {
+                    host: unresolved.host.clone(),
+                    message: unresolved.message.clone(),
+                };
+            }
             source = cause.source();
         }
+        let chain = error_chain(err);
         if err.is_timeout() {
             FetchError::Timeout(self.settings.total_timeout)
+        } else if chain.contains("dns error") {
+            // hyper-util's name for a failed resolution; the resolver's own error does not
+            // always survive its wrapping.
+            FetchError::Dns {
+                host: err
+                    .url()
+                    .and_then(|u| u.host_str())
+                    .unwrap_or("")
+                    .to_owned(),
+                message: chain,
+            }
         } else if err.is_connect() {
-            FetchError::Connect(error_chain(err))
+            FetchError::Connect(chain)
         } else {
-            FetchError::Transfer(error_chain(err))
+            FetchError::Transfer(chain)
         }
     }
 
