@@ -323,6 +323,10 @@ fn run_stages<S: Stages>(
                                 }
                             }
                         }
+                        // Batch by batch, so that a run that goes on serving the API after its
+                        // input ended has written every decision (one write per batch).
+                        decisions.flush()?;
+                        dead_letters.flush()?;
                     }
                     Done::Api(outcomes) => {
                         for outcome in &outcomes {
