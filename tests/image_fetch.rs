@@ -164,4 +164,19 @@ fn the_hasher_reports_each_url_and_caches_by_url_and_content() {
     // A failure is not cached.
     hasher.hash_all(&refs[2..3]);
     assert_eq!(server.hits("/notes.jpg"), 2);
+    // A name that did not resolve is not looked up again for a while.
+    let started = Instant::now();
+    let dead: Vec<String> = (0..50)
+        .map(|i| format!("https://img.example.invalid/{i}.jpg"))
+        .collect();
+    let dead: Vec<&str> = dead.iter().map(String::as_str).collect();
+    let results = hasher.hash_all(&dead);
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().code() == "fetch.dns"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

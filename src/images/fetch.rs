@@ -15,17 +15,23 @@
 //! server trickling bytes forever is cut off; the body is read up to a byte limit. A
 //! semaphore bounds the fetches in flight.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: usize = 5;
+
+/// How long a host name that did not resolve is not looked up again: a listing batch often
+/// holds hundreds of images of one image host, and each lookup of a dead name costs a
+/// round-trip to the resolver.
+pub const UNRESOLVED_TTL: Duration = Duration::from_secs(30);
 
 /// How images are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +207,8 @@ pub struct Fetcher {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     file_root: Option<PathBuf>,
+    /// Host names that did not resolve, until when they are not looked up again.
+    unresolved: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Fetcher {
@@ -225,6 +233,7 @@ impl Fetcher {
             settings: Arc::new(settings),
             client,
             file_root,
+            unresolved: Arc::default(),
         })
     }
 
@@ -254,12 +263,19 @@ impl Fetcher {
             }
             for _ in 0..=MAX_REDIRECTS {
                 self.check_url(&url)?;
-                let response = self
-                    .client
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .map_err(|err| self.transport_error(&err))?;
+                let host = url.host_str().unwrap_or("").to_owned();
+                self.check_unresolved(&host)?;
+                let response = match self.client.get(url.clone()).send().await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        let err = self.transport_error(&err);
+                        if matches!(err, FetchError::Dns { .. }) {
+                            self.lock_unresolved()
+                                .insert(host, Instant::now() + UNRESOLVED_TTL);
+                        }
+                        return Err(err);
+                    }
+                };
                 let status = response.status();
                 if status.is_redirection() {
                     let location = response
@@ -281,6 +297,27 @@ impl Fetcher {
             }
             Err(FetchError::TooManyRedirects)
         })
+    }
+
+    fn lock_unresolved(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.unresolved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check_unresolved(&self, host: &str) -> Result<(), FetchError> {
+        let mut unresolved = self.lock_unresolved();
+        match unresolved.get(host) {
+            Some(&until) if until > Instant::now() => Err(FetchError::Dns {
+                host: host.to_owned(),
+                message: format!("did not resolve in the last {UNRESOLVED_TTL:?}"),
+            }),
+            Some(_) => {
+                unresolved.remove(host);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Scheme, allow-list and (for an IP literal) address of an HTTP URL.
