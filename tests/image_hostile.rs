@@ -254,3 +254,51 @@ fn a_real_photo_hashes_the_same_every_time() {
     assert_eq!(a, b);
     assert_eq!(a.hash.0.count_ones(), 32);
 }
+
+#[test]
+fn a_cmyk_jpeg_comes_out_in_its_colours() {
+    // Written by Pillow: Adobe CMYK, red (0, 255, 255, 0) left, blue (255, 255, 0, 0) right.
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
+    let image = loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
+        .unwrap()
+        .to_rgb8();
+    let near =
+        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
+    assert!(
+        near(image.get_pixel(5, 5), [255, 0, 0]),
+        "{:?}",
+        image.get_pixel(5, 5)
+    );
+    assert!(
+        near(image.get_pixel(60, 5), [0, 0, 255]),
+        "{:?}",
+        image.get_pixel(60, 5)
+    );
+    // The image crate's decoder agrees.
+    let full = decode_image(&bytes, &limits()).unwrap().to_rgb8();
+    assert!(
+        near(full.get_pixel(5, 5), [255, 0, 0]),
+        "{:?}",
+        full.get_pixel(5, 5)
+    );
+}
+
+#[test]
+fn scaled_jpeg_decoding_hashes_like_full_decoding() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
+    let mut farthest = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("png") {
+            continue;
+        }
+        let image = image::open(&path).unwrap();
+        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
+        let scaled = hash_bytes(&jpeg, &limits()).unwrap();
+        let full = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &decode_image(&jpeg, &limits()).unwrap(),
+        ));
+        farthest = farthest.max(scaled.hash.distance(full.hash));
+    }
+    assert!(farthest <= 4, "{farthest}");
+}
