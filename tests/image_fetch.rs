@@ -180,3 +180,24 @@ fn the_hasher_reports_each_url_and_caches_by_url_and_content() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_hasher_works_from_a_thread_of_another_runtime() {
+    // As the Kafka worker calls it: inside `block_in_place` on a tokio worker thread.
+    let server = server();
+    let hasher = ImageHasher::new(
+        Fetcher::new(loopback()).unwrap(),
+        DecodeLimits::default(),
+        10,
+    )
+    .unwrap();
+    let url = server.url("/photo.png");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(async { tokio::task::block_in_place(|| hasher.hash_all(&[url.as_str()])) });
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+}

@@ -294,7 +294,14 @@ fn scaled_jpeg_decoding_hashes_like_full_decoding() {
         }
         let image = image::open(&path).unwrap();
         let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
-        let scaled = hash_bytes(&jpeg, &limits()).unwrap();
+        let scaled = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &loomguard::images::decode::decode_jpeg_scaled(
+                &jpeg,
+                &limits(),
+                loomguard::images::decode::JPEG_MIN_SIDE,
+            )
+            .unwrap(),
+        ));
         let full = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
             &decode_image(&jpeg, &limits()).unwrap(),
         ));

@@ -78,11 +78,6 @@ impl ImageHasher {
         &self.limits
     }
 
-    /// Runs a future on the fetch runtime, from a thread outside it.
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
-    }
-
     /// Hashes every URL, in order.
     pub fn hash_all(&self, urls: &[&str]) -> Vec<HashResult> {
         let mut results: Vec<Option<HashResult>> = vec![None; urls.len()];
@@ -98,22 +93,25 @@ impl ImageHasher {
         }
 
         for window in missing.chunks(WINDOW) {
-            let fetched = self.runtime.block_on(async {
-                let fetches = window.iter().map(|&i| {
-                    let fetcher = self.fetcher.clone();
-                    let url = urls[i].to_owned();
-                    self.runtime.spawn(async move { fetcher.fetch(&url).await })
+            // Spawned onto the fetch runtime and waited for over a channel rather than with
+            // `block_on`, which would panic on a thread of another runtime (the Kafka worker
+            // decides batches inside tokio's `block_in_place`).
+            let (done, results_in) = std::sync::mpsc::channel();
+            for (slot, &i) in window.iter().enumerate() {
+                let fetcher = self.fetcher.clone();
+                let url = urls[i].to_owned();
+                let done = done.clone();
+                self.runtime.spawn(async move {
+                    let _ = done.send((slot, fetcher.fetch(&url).await));
                 });
-                let mut out = Vec::with_capacity(window.len());
-                for handle in fetches.collect::<Vec<_>>() {
-                    out.push(handle.await.unwrap_or_else(|err| {
-                        Err(FetchError::Transfer(format!(
-                            "the fetch task failed: {err}"
-                        )))
-                    }));
-                }
-                out
-            });
+            }
+            drop(done);
+            let mut fetched: Vec<Result<Vec<u8>, FetchError>> = (0..window.len())
+                .map(|_| Err(FetchError::Transfer("the fetch task ended early".into())))
+                .collect();
+            for (slot, result) in results_in {
+                fetched[slot] = result;
+            }
             let hashed: Vec<HashResult> = fetched
                 .into_par_iter()
                 .map(|bytes| self.hash_fetched(bytes))

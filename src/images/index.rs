@@ -33,7 +33,7 @@ pub struct HammingIndex {
     hashes: Vec<Option<u64>>,
     free: Vec<EntryId>,
     /// `tables[c][value]`: the entries whose chunk `c` is `value`.
-    tables: Vec<Vec<Vec<EntryId>>>,
+    tables: Vec<Vec<Bucket>>,
     len: usize,
 }
 
@@ -41,6 +41,15 @@ impl Default for HammingIndex {
     fn default() -> Self {
         HammingIndex::new()
     }
+}
+
+/// The entries of one chunk value, with their full hashes beside them: a query reads a
+/// bucket front to back instead of jumping to each candidate's hash elsewhere in memory,
+/// which at millions of entries is what a query's time goes to.
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    hashes: Vec<u64>,
+    ids: Vec<EntryId>,
 }
 
 fn chunk(hash: u64, c: usize) -> usize {
@@ -52,7 +61,9 @@ impl HammingIndex {
         HammingIndex {
             hashes: Vec::new(),
             free: Vec::new(),
-            tables: (0..CHUNKS).map(|_| vec![Vec::new(); TABLE_SIZE]).collect(),
+            tables: (0..CHUNKS)
+                .map(|_| vec![Bucket::default(); TABLE_SIZE])
+                .collect(),
             len: 0,
         }
     }
@@ -80,7 +91,9 @@ impl HammingIndex {
             }
         };
         for (c, table) in self.tables.iter_mut().enumerate() {
-            table[chunk(hash, c)].push(id);
+            let bucket = &mut table[chunk(hash, c)];
+            bucket.hashes.push(hash);
+            bucket.ids.push(id);
         }
         self.len += 1;
         id
@@ -93,8 +106,9 @@ impl HammingIndex {
         };
         for (c, table) in self.tables.iter_mut().enumerate() {
             let bucket = &mut table[chunk(hash, c)];
-            if let Some(at) = bucket.iter().position(|&e| e == id) {
-                bucket.swap_remove(at);
+            if let Some(at) = bucket.ids.iter().position(|&e| e == id) {
+                bucket.ids.swap_remove(at);
+                bucket.hashes.swap_remove(at);
             }
         }
         self.free.push(id);
@@ -123,8 +137,8 @@ impl HammingIndex {
             probes.clear();
             neighbours(want, per_chunk.min(CHUNK_BITS), &mut probes);
             for &probe in &probes {
-                for &id in &table[probe as usize] {
-                    let Some(hash) = self.hash(id) else { continue };
+                let bucket = &table[probe as usize];
+                for (&hash, &id) in bucket.hashes.iter().zip(&bucket.ids) {
                     let distance = (hash ^ query).count_ones();
                     if distance > radius {
                         continue;
