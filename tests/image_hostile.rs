@@ -309,3 +309,29 @@ fn scaled_jpeg_decoding_hashes_like_full_decoding() {
     }
     assert!(farthest <= 4, "{farthest}");
 }
+
+#[test]
+fn a_webp_hashes_like_the_same_picture_in_png() {
+    let image = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/coins.png"
+    ))
+    .unwrap();
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .encode(
+            image.to_luma8().as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
+    let png = encode(
+        &DynamicImage::ImageLuma8(image.to_luma8()),
+        ImageFormat::Png,
+    );
+    assert_eq!(
+        hash_bytes(&webp, &limits()).unwrap(),
+        hash_bytes(&png, &limits()).unwrap()
+    );
+}

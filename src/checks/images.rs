@@ -160,18 +160,20 @@ impl ImageCheck {
     /// The ordered half: matches, then remembers, one event.
     pub fn observe(&self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
         let listing = &event.listing;
-        let now = crate::moderator::timestamp(OffsetDateTime::now_utc());
         let mut state = self.state();
-        if event.op == Op::Delete {
+        // A listing without images (most of a text-only stream) costs a lookup: this runs in
+        // input order on one thread, so nothing else is done for it.
+        if event.op == Op::Delete || inspection.images.is_empty() {
             if state.listing(&listing.id).is_some() {
                 let record = LogRecord::Delete {
                     listing: listing.id.clone(),
-                    at: now,
+                    at: crate::moderator::timestamp(OffsetDateTime::now_utc()),
                 };
                 self.record(&mut state, record);
             }
             return;
         }
+        let now = crate::moderator::timestamp(OffsetDateTime::now_utc());
 
         let mut indexed = Vec::new();
         let mut infringing = false;
