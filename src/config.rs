@@ -38,6 +38,16 @@ pub struct ConfigFile {
     pub listen: Option<String>,
     /// Do not reload the rules on SIGHUP or on changes to the rule directory.
     pub no_reload: Option<bool>,
+    pub no_images: Option<bool>,
+    pub state_dir: Option<String>,
+    pub image_root: Option<String>,
+    /// Hosts images may be fetched from.
+    pub image_allow_hosts: Option<Vec<String>>,
+    pub image_timeout_ms: Option<u64>,
+    pub image_max_bytes: Option<u64>,
+    pub image_concurrency: Option<usize>,
+    /// Bearer tokens of the complaint API.
+    pub api_tokens: Option<Vec<String>>,
     /// librdkafka properties for both clients.
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
@@ -116,6 +126,29 @@ impl ConfigFile {
         );
         set("LOOMGUARD_LISTEN", self.listen.clone());
         set("LOOMGUARD_NO_RELOAD", self.no_reload.map(|v| v.to_string()));
+        set("LOOMGUARD_NO_IMAGES", self.no_images.map(|v| v.to_string()));
+        set("LOOMGUARD_STATE_DIR", self.state_dir.clone());
+        set("LOOMGUARD_IMAGE_ROOT", self.image_root.clone());
+        set(
+            "LOOMGUARD_IMAGE_ALLOW_HOSTS",
+            self.image_allow_hosts.as_ref().map(|h| h.join(",")),
+        );
+        set(
+            "LOOMGUARD_IMAGE_TIMEOUT_MS",
+            self.image_timeout_ms.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_IMAGE_MAX_BYTES",
+            self.image_max_bytes.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_IMAGE_CONCURRENCY",
+            self.image_concurrency.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_API_TOKENS",
+            self.api_tokens.as_ref().map(|t| t.join(",")),
+        );
         vars
     }
 }

@@ -16,6 +16,9 @@
 //! - [`source`]: where events come from (JSON lines from a file or stdin, or a Kafka topic).
 //! - [`decode`]: bytes to a typed [`contract::ListingEvent`], or a dead-letter reason.
 //! - [`checks`]: one module per check, each a function of an event and the rules.
+//! - [`images`]: listing images from URL to perceptual hash, and the index they are matched
+//!   in (used by [`checks::images`] between the parallel and the ordered checks).
+//! - [`api`]: the complaint API (axum), served beside the run by `run --listen`.
 //! - [`decide`]: findings to one [`contract::Decision`].
 //! - [`sink`]: where decisions and dead letters go (files, or Kafka topics).
 //! - [`moderator`]: one record through decode, checks and decide.
@@ -41,6 +44,7 @@ pub mod decode;
 pub mod explain;
 pub mod generate;
 pub mod metrics;
+pub mod images;
 pub mod moderator;
 pub mod normalize;
 pub mod pipeline;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use loomguard::moderator::Moderator;
-use loomguard::pipeline::{run_files, FileRun};
+use loomguard::pipeline::{run_files, run_files_serving, FileRun};
 use loomguard::rules::RuleSet;
 use loomguard::sink::Output;
 use loomguard::source::kafka::KafkaConfig;
@@ -117,12 +117,63 @@ struct RunArgs {
     #[arg(long)]
     no_progress: bool,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address (`host:port`; port 0 picks
-    /// a free one, logged as `listening`).
+    /// a free one, logged as `listening`). In file mode with images on, the complaint API is
+    /// served there too, and the run goes on serving after its input ends, until SIGTERM or
+    /// SIGINT.
     #[arg(long, env = "LOOMGUARD_LISTEN")]
     listen: Option<String>,
     /// Do not reload the rules on SIGHUP or when the rule directory changes.
     #[arg(long, env = "LOOMGUARD_NO_RELOAD")]
     no_reload: bool,
+    #[command(flatten)]
+    images: ImageArgs,
+}
+
+/// Images: fetching, the image index log and the complaint API.
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// Do not fetch, hash or match listing images.
+    #[arg(long, env = "LOOMGUARD_NO_IMAGES")]
+    no_images: bool,
+    /// Directory of the image index log (`image-index.jsonl`), replayed at start; without
+    /// it the image index lives in memory only.
+    #[arg(long, env = "LOOMGUARD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Directory `file://` image URLs must point under (none: `file://` is refused).
+    #[arg(long, env = "LOOMGUARD_IMAGE_ROOT")]
+    image_root: Option<PathBuf>,
+    /// Hosts images may be fetched from (with their subdomains), comma-separated; default any
+    /// public host.
+    #[arg(long, env = "LOOMGUARD_IMAGE_ALLOW_HOSTS", value_delimiter = ',')]
+    image_allow_hosts: Vec<String>,
+    /// Let image fetches reach loopback addresses: for tests and local development only.
+    #[arg(long, env = "LOOMGUARD_IMAGE_ALLOW_LOOPBACK")]
+    image_allow_loopback: bool,
+    #[arg(
+        long,
+        default_value_t = 2000,
+        env = "LOOMGUARD_IMAGE_CONNECT_TIMEOUT_MS"
+    )]
+    image_connect_timeout_ms: u64,
+    /// For a whole fetch, redirects and body included.
+    #[arg(long, default_value_t = 10_000, env = "LOOMGUARD_IMAGE_TIMEOUT_MS")]
+    image_timeout_ms: u64,
+    #[arg(long, default_value_t = 10 * 1024 * 1024, env = "LOOMGUARD_IMAGE_MAX_BYTES")]
+    image_max_bytes: u64,
+    /// Image fetches in flight at most.
+    #[arg(long, default_value_t = 16, env = "LOOMGUARD_IMAGE_CONCURRENCY")]
+    image_concurrency: usize,
+    /// Bearer tokens of the complaint API, comma-separated; none: no access.
+    #[arg(
+        long,
+        env = "LOOMGUARD_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    api_tokens: Vec<String>,
+    /// Largest request body the API accepts.
+    #[arg(long, default_value_t = loomguard::api::DEFAULT_MAX_BODY_BYTES, env = "LOOMGUARD_API_MAX_BODY_BYTES")]
+    api_max_body_bytes: usize,
 }
 
 /// Kafka mode: consume listing events from a topic and produce decisions to another.
@@ -284,7 +335,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
+    let image_check = if args.images.no_images {
+        None
+    } else {
+        Some(image_check(&args.images, &rules)?)
+    };
     let mut moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
+    if let Some(images) = &image_check {
+        moderator = moderator.with_images(images.clone());
+    }
     if args.kafka.brokers.is_some() {
         // A dead letter must fit the broker's default message size (1 MB) even as base64.
         moderator = moderator.with_dead_letter_limit(256 * 1024);
@@ -299,12 +358,22 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // In file mode with images, the listener serves the complaint API as well, beside the
+    // pipeline (its suppressions go to the decision output) and on after the input ends;
+    // otherwise it serves the operators' routes alone and closes with the run.
+    let kafka = args.kafka.brokers.is_some();
+    let complaint_api = match (&args.listen, &image_check) {
+        (Some(addr), Some(images)) if !kafka => {
+            Some(api_server(&args.images, addr, &moderator, images)?)
+        }
+        _ => None,
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match &args.listen {
-        Some(addr) => {
-            Some(runtime.block_on(start_http(addr, args.kafka.brokers.is_some(), http_stopped))?)
+        Some(addr) if complaint_api.is_none() => {
+            Some(runtime.block_on(start_http(addr, kafka, http_stopped))?)
         }
-        None => None,
+        _ => None,
     };
     if !args.no_reload {
         let _guard = runtime.enter();
@@ -322,8 +391,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             moderator.clone(),
             max_record_bytes,
         ),
-        (None, Some(input)) => run_files(
-            &FileRun {
+        (None, Some(input)) => {
+            let file_run = FileRun {
                 input: Input::parse(input),
                 output: Output::parse(&args.output),
                 dead_letter: args
@@ -335,10 +404,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 max_record_bytes,
                 progress: !args.no_progress,
                 live: input == "-",
-            },
-            &moderator,
-        )
-        .map_err(anyhow::Error::from),
+            };
+            match &complaint_api {
+                Some((listener, router)) => {
+                    let serve = move |sender: loomguard::pipeline::DecisionSender| {
+                        serve_api(listener, router, sender)
+                    };
+                    run_files_serving(&file_run, &moderator, Some(&serve))
+                }
+                None => run_files(&file_run, &moderator),
+            }
+            .map_err(anyhow::Error::from)
+        }
         (None, None) => Err(anyhow::anyhow!("give --input or --brokers")),
     };
     // Graceful shutdown waits for open connections, and a scraper keeps its connection
@@ -371,17 +448,150 @@ async fn start_http(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "listening");
-    let router = loomguard::api::router(loomguard::api::ApiState {
+    let router: axum::Router = loomguard::api::health::router(loomguard::api::health::HealthState {
         metrics: loomguard::metrics::global(),
         kafka,
     });
-    Ok(tokio::spawn(loomguard::api::serve(
+    Ok(tokio::spawn(loomguard::api::health::serve(
         listener,
         router,
         async {
             let _ = stop.await;
         },
     )))
+}
+
+/// The image checks over the image index log of `--state-dir`, replayed.
+fn image_check(
+    args: &ImageArgs,
+    rules: &RuleSet,
+) -> anyhow::Result<Arc<loomguard::checks::images::ImageCheck>> {
+    use loomguard::images::fetch::{FetchSettings, Fetcher};
+    let fetcher = Fetcher::new(fetch_settings(args)).context("cannot build the image fetcher")?;
+    let _: &FetchSettings = fetcher.settings();
+    let hasher = loomguard::images::hasher::ImageHasher::new(fetcher, rules.images.decode, 100_000)
+        .context("cannot start the image fetcher")?;
+    let mut state = loomguard::images::state::ImageState::new();
+    let log = match &args.state_dir {
+        Some(dir) => {
+            let (log, replay) = loomguard::images::log::ImageLog::open(dir, &mut state)?;
+            tracing::info!(
+                path = %log.path().display(),
+                records = replay.records,
+                skipped = replay.skipped,
+                listing_images = state.listing_images(),
+                original_hashes = state.original_hashes(),
+                "image index log replayed"
+            );
+            Some(log)
+        }
+        None => None,
+    };
+    Ok(loomguard::checks::images::ImageCheck::new(
+        hasher,
+        rules.images.clone(),
+        rules.holidays.clone(),
+        state,
+        log,
+    ))
+}
+
+fn fetch_settings(args: &ImageArgs) -> loomguard::images::fetch::FetchSettings {
+    loomguard::images::fetch::FetchSettings {
+        connect_timeout: std::time::Duration::from_millis(args.image_connect_timeout_ms),
+        total_timeout: std::time::Duration::from_millis(args.image_timeout_ms),
+        max_bytes: args.image_max_bytes,
+        concurrency: args.image_concurrency.max(1),
+        allow_hosts: args
+            .image_allow_hosts
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        file_root: args.image_root.clone(),
+        allow_loopback: args.image_allow_loopback,
+    }
+}
+
+type ApiParts = (std::net::TcpListener, ApiRouterParts);
+
+/// What the API server is built from once the decision output exists.
+struct ApiRouterParts {
+    moderator: Arc<Moderator>,
+    images: Arc<loomguard::checks::images::ImageCheck>,
+    fetcher: loomguard::images::fetch::Fetcher,
+    tokens: Vec<String>,
+    max_body_bytes: usize,
+}
+
+/// Binds the API's address (before the run starts, so a bad address fails at once).
+fn api_server(
+    args: &ImageArgs,
+    addr: &str,
+    moderator: &Arc<Moderator>,
+    images: &Arc<loomguard::checks::images::ImageCheck>,
+) -> anyhow::Result<ApiParts> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let tokens: Vec<String> = args
+        .api_tokens
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        tracing::warn!("no API token configured (LOOMGUARD_API_TOKENS): every request is refused");
+    }
+    tracing::info!(addr = %local, "complaint API listening");
+    let fetcher = loomguard::images::fetch::Fetcher::new(fetch_settings(args))
+        .context("cannot build the API's fetcher")?;
+    Ok((
+        listener,
+        ApiRouterParts {
+            moderator: moderator.clone(),
+            images: images.clone(),
+            fetcher,
+            tokens,
+            max_body_bytes: args.api_max_body_bytes,
+        },
+    ))
+}
+
+fn serve_api(
+    listener: &std::net::TcpListener,
+    parts: &ApiRouterParts,
+    sender: loomguard::pipeline::DecisionSender,
+) {
+    let emit: loomguard::api::Emit = Arc::new(move |decisions| {
+        let outcomes = decisions
+            .iter()
+            .map(loomguard::moderator::decision_outcome)
+            .collect();
+        if !sender.send(outcomes) {
+            tracing::warn!(
+                "the decision output is closed: a complaint's suppressions were not written"
+            );
+        }
+    });
+    let state = loomguard::api::ApiState {
+        moderator: parts.moderator.clone(),
+        images: parts.images.clone(),
+        fetcher: parts.fetcher.clone(),
+        emit,
+        tokens: Arc::new(parts.tokens.clone()),
+    };
+    let health = loomguard::api::health::router(loomguard::api::health::HealthState {
+        metrics: loomguard::metrics::global(),
+        kafka: false,
+    });
+    let router = loomguard::api::router(state, parts.max_body_bytes).merge(health);
+    let result = listener
+        .try_clone()
+        .and_then(|listener| loomguard::api::serve(listener, router));
+    if let Err(err) = result {
+        tracing::error!(error = %err, "the complaint API stopped");
+    }
 }
 
 fn run_kafka(

@@ -8,12 +8,17 @@
 //! [`Moderator::replace_rules`]. The pipeline takes one [`Moderator::snapshot`] per batch and
 //! decides the whole batch with it, so every decision carries the version that decided it.
 //! The state of the ordered checks (duplicates, learned prices) outlives a swap.
+//!
+//! With images checked ([`Moderator::with_images`]), `observe_batch` first has the batch's
+//! images fetched and hashed in parallel, then matches them in input order with the other
+//! ordered checks.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 
+use crate::checks::images::{ImageCheck, ImageCounts};
 use crate::checks::price::UnreadablePrices;
 use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
@@ -81,6 +86,8 @@ pub struct Moderator {
     max_event_bytes: u64,
     /// Bytes of an input a dead letter keeps at most.
     dead_letter_max_bytes: usize,
+    /// The image checks, when images are fetched and matched.
+    images: Option<Arc<ImageCheck>>,
 }
 
 impl Moderator {
@@ -90,7 +97,26 @@ impl Moderator {
             ordered: Mutex::new(OrderedChecks::default()),
             max_event_bytes,
             dead_letter_max_bytes: usize::MAX,
+            images: None,
         })
+    }
+
+    /// Fetches, hashes and matches listing images with `images`.
+    pub fn with_images(mut self, images: Arc<ImageCheck>) -> Moderator {
+        self.images = Some(images);
+        self
+    }
+
+    pub fn images(&self) -> Option<&Arc<ImageCheck>> {
+        self.images.as_ref()
+    }
+
+    /// Images hashed and not hashed so far (all zero when images are not checked).
+    pub fn image_counts(&self) -> ImageCounts {
+        self.images
+            .as_ref()
+            .map(|images| images.counts())
+            .unwrap_or_default()
     }
 
     /// Keeps at most `bytes` of an input in its dead letter. A Kafka sink needs this: a dead
@@ -221,6 +247,15 @@ impl Moderator {
 
     /// Runs the checks that need history over a batch, in order, with a snapshot's checks.
     pub fn observe_batch(&self, compiled: &Compiled, batch: &mut [Prepared]) {
+        if let Some(images) = &self.images {
+            images.hash_batch(batch.iter_mut().filter_map(|prepared| match prepared {
+                Prepared::Event {
+                    decoded,
+                    inspection,
+                } => Some((&decoded.event, inspection)),
+                Prepared::Dead { .. } => None,
+            }));
+        }
         let mut ordered = self.ordered.lock().unwrap_or_else(PoisonError::into_inner);
         for prepared in batch {
             if let Prepared::Event {
@@ -228,8 +263,15 @@ impl Moderator {
                 inspection,
             } = prepared
             {
+                // Images first, so that the price check does not learn an infringing price.
+                if let Some(images) = &self.images {
+                    images.observe(&compiled.checks, &decoded.event, inspection);
+                }
                 ordered.observe(&compiled.checks, &decoded.event, inspection);
             }
+        }
+        if let Some(images) = &self.images {
+            images.flush();
         }
     }
 
@@ -246,12 +288,13 @@ impl Moderator {
                 inspection,
             } => {
                 let findings = KindCounts::of(inspection.findings.iter().map(|f| &f.kind));
-                let decision = decide(
+                let mut decision = decide(
                     &decoded.event,
                     inspection.findings,
                     &compiled.rules.version,
                     now.to_owned(),
                 );
+                decision.appeal_deadline = inspection.appeal_deadline;
                 Outcome::Decision {
                     action: decision.action,
                     line: encode_line(&decision),
@@ -269,20 +312,39 @@ impl Moderator {
     pub fn decide(&self, decoded: &Decoded, scratch: &mut Scratch, decided_at: String) -> Decision {
         let compiled = self.snapshot();
         let mut inspection = compiled.checks.inspect(&decoded.event, scratch);
+        if let Some(images) = &self.images {
+            images.hash_batch(std::iter::once((&decoded.event, &mut inspection)));
+            images.observe(&compiled.checks, &decoded.event, &mut inspection);
+            images.flush();
+        }
         self.ordered
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .observe(&compiled.checks, &decoded.event, &mut inspection);
-        decide(
+        let mut decision = decide(
             &decoded.event,
             inspection.findings,
             &compiled.rules.version,
             decided_at,
-        )
+        );
+        decision.appeal_deadline = inspection.appeal_deadline;
+        decision
     }
 }
 
-fn encode_line<T: serde::Serialize>(value: &T) -> Vec<u8> {
+/// The outcome of a decision made outside the stream (a complaint's suppression).
+pub fn decision_outcome(decision: &Decision) -> Outcome {
+    Outcome::Decision {
+        action: decision.action,
+        key: decision.listing_id.clone(),
+        line: encode_line(decision),
+        findings: KindCounts::of(decision.findings.iter().map(|f| &f.kind)),
+        // Not an event's latency: the complaint, not a listing change, caused it.
+        occurred_at: None,
+    }
+}
+
+pub(crate) fn encode_line<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut line = Vec::with_capacity(512);
     // Serialising these plain structs into memory cannot fail: no maps with non-string keys,
     // no failing Serialize impls, no I/O.

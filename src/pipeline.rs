@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use crate::checks::images::ImageCounts;
 use crate::checks::price::UnreadablePrices;
 use crate::checks::Scratch;
 use crate::contract::{Action, DeadLetterReason, SourcePosition};
@@ -58,7 +59,34 @@ pub struct Summary {
     /// Prices the price check could not understand (the moderator's count, as of the end of
     /// the run): they got no price finding.
     pub unreadable_prices: UnreadablePrices,
+    /// Listing images hashed, and those that could not be fetched or decoded, by reason.
+    pub images: ImageCounts,
+    /// Decisions made outside the stream (complaints suppressing listings), not counted in
+    /// `events` or `decisions`.
+    pub api_decisions: u64,
 }
+
+/// What the writer receives: a batch of the stream's outcomes, or decisions from the API.
+enum Done {
+    Stream(Vec<Outcome>),
+    Api(Vec<Outcome>),
+}
+
+/// Writes decisions made outside the stream (by the complaint API) to the run's decision
+/// output, between two batches of the stream's.
+#[derive(Clone)]
+pub struct DecisionSender(SyncSender<Done>);
+
+impl DecisionSender {
+    /// Queues decisions for the output; false once the output is closed.
+    pub fn send(&self, outcomes: Vec<Outcome>) -> bool {
+        self.0.send(Done::Api(outcomes)).is_ok()
+    }
+}
+
+/// Something served beside the run (the complaint API): called on its own thread with a
+/// sender into the decision output; the run ends when it returns and the input is done.
+pub type Serve<'a> = &'a (dyn Fn(DecisionSender) + Sync);
 
 impl Summary {
     pub fn dead_letter_count(&self) -> u64 {
@@ -104,6 +132,22 @@ impl std::fmt::Display for Summary {
                 prices.amount,
                 prices.unit,
                 prices.currency
+            )?;
+        }
+        let images = &self.images;
+        if images.hashed + images.problem_total() > 0 {
+            let problems: Vec<String> = images
+                .problems
+                .iter()
+                .map(|(code, n)| format!("{n} {code}"))
+                .collect();
+            write!(
+                f,
+                "; {} images hashed ({} too plain to match), {} not ({})",
+                images.hashed,
+                images.low_detail,
+                images.problem_total(),
+                problems.join(", ")
             )?;
         }
         Ok(())
@@ -215,10 +259,20 @@ impl Stages for Ceiling {
 /// Runs the main job. Bad records become dead letters; only an input that cannot be read or
 /// an output that cannot be written ends the run with an error.
 pub fn run_files(run: &FileRun, moderator: &Moderator) -> io::Result<Summary> {
+    run_files_serving(run, moderator, None)
+}
+
+/// [`run_files`], with `serve` running beside it until it returns.
+pub fn run_files_serving(
+    run: &FileRun,
+    moderator: &Moderator,
+    serve: Option<Serve<'_>>,
+) -> io::Result<Summary> {
     refuse_overlapping_files(run)?;
-    let summary = run_stages(run, moderator)?;
+    let summary = run_stages(run, moderator, serve)?;
     Ok(Summary {
         unreadable_prices: moderator.unreadable_prices(),
+        images: moderator.image_counts(),
         ..summary
     })
 }
@@ -263,10 +317,14 @@ pub fn run_ceiling(input: &Input, output: &Output) -> io::Result<Summary> {
         progress: false,
         live: false,
     };
-    run_stages(&run, &Ceiling)
+    run_stages(&run, &Ceiling, None)
 }
 
-fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
+fn run_stages<S: Stages>(
+    run: &FileRun,
+    stages: &S,
+    serve: Option<Serve<'_>>,
+) -> io::Result<Summary> {
     let started = Instant::now();
     let (reader, input_len) = run.input.open().map_err(|err| {
         io::Error::new(
@@ -291,9 +349,13 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
     let metrics = crate::metrics::global();
 
     let (batch_tx, batch_rx) = sync_channel::<Batch>(2);
-    let (done_tx, done_rx) = sync_channel::<Vec<Outcome>>(2);
+    let (done_tx, done_rx) = sync_channel::<Done>(2);
 
     let summary = std::thread::scope(|scope| -> io::Result<Summary> {
+        let serving = serve.map(|serve| {
+            let sender = DecisionSender(done_tx.clone());
+            scope.spawn(move || serve(sender))
+        });
         let reader_progress = progress.clone();
         let reading = scope.spawn(move || -> io::Result<()> {
             let mut lines = LineReader::new(reader, run.max_record_bytes).live(run.live);
@@ -311,10 +373,28 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
             }
         });
 
+        let api_serving = serving.is_some();
         let writing = scope.spawn(move || -> io::Result<Summary> {
             let mut summary = Summary::default();
             let mut tally = Tally::new(Source::File);
-            for outcomes in done_rx {
+            for done in done_rx {
+                let outcomes = match done {
+                    Done::Stream(outcomes) => outcomes,
+                    Done::Api(outcomes) => {
+                        for outcome in &outcomes {
+                            if let Outcome::Decision { line, .. } = outcome {
+                                summary.api_decisions += 1;
+                                tally.count(outcome);
+                                decisions.write_record(line)?;
+                            }
+                        }
+                        // A complaint's suppressions are due at once, not at the next batch.
+                        decisions.flush()?;
+                        metrics.add(&tally, now_unix_seconds());
+                        tally.clear();
+                        continue;
+                    }
+                };
                 for outcome in &outcomes {
                     summary.count(outcome);
                     tally.count(outcome);
@@ -327,8 +407,9 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
                         return Err(err);
                     }
                 }
-                // A live stream (stdin) is written as it is decided, not when a buffer fills.
-                if run.live {
+                // A live stream (stdin), or a run that goes on serving the API after its input
+                // ends, is written as it is decided, not when a buffer fills.
+                if run.live || api_serving {
                     decisions.flush()?;
                     dead_letters.flush()?;
                 }
@@ -357,11 +438,14 @@ fn run_stages<S: Stages>(run: &FileRun, stages: &S) -> io::Result<Summary> {
                     };
                     stages.prepare(ctx, record, scratch, &now)
                 });
-            if done_tx.send(outcomes).is_err() {
+            if done_tx.send(Done::Stream(outcomes)).is_err() {
                 break;
             }
         }
         drop(done_tx);
+        if let Some(serving) = serving {
+            join_unit(serving.join());
+        }
 
         let written = join(writing.join())?;
         join(reading.join())?;
@@ -398,6 +482,12 @@ where
         .into_par_iter()
         .map(|item| stages.finish(&batch, item, now))
         .collect()
+}
+
+fn join_unit(result: std::thread::Result<()>) {
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic)
+    }
 }
 
 fn join<T>(result: std::thread::Result<io::Result<T>>) -> io::Result<T> {

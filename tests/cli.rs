@@ -279,6 +279,48 @@ fn rules_check_reports_every_problem_with_file_and_line() {
 }
 
 #[test]
+fn rules_check_reports_image_thresholds_and_holidays_with_file_and_line() {
+    let dir = broken_rules("images.toml", |text| {
+        text.replace("max_distance = 12", "max_distance = 40")
+    });
+    let holidays = dir.path().join("holidays.toml");
+    let text = std::fs::read_to_string(&holidays).unwrap();
+    std::fs::write(&holidays, text.replace("\"2026-01-04\"", "\"2026-01-05\"")).unwrap();
+    let line_of = |file: &std::path::Path, needle: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap()
+            + 1
+    };
+    let images = dir.path().join("images.toml");
+    let output = loomguard()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}:{}: infringement max_distance must be at most 24",
+            images.display(),
+            line_of(&images, "max_distance = 40")
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{}:{}: 2026-01-05 is a Monday, not a weekend day",
+            holidays.display(),
+            line_of(&holidays, "\"2026-01-05\"")
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn run_refuses_to_start_on_invalid_rules() {
     let dir = broken_rules("allow.toml", |text| {
         format!("{text}\n[[context]]\nid = \"x\"\n")

@@ -1,124 +1,205 @@
-//! The HTTP listener beside the pipeline: `/metrics`, `/healthz` and `/readyz`.
+//! The complaint API: HTTP and JSON for infringement-complaint handlers (handbook 3.2),
+//! served by `loomguard run --listen ADDR` next to the stream.
 //!
-//! It sits outside the data flow: the pipeline and the Kafka worker report into
-//! [`crate::metrics`], and this module only reads. [`router`] builds an `axum::Router` from a
-//! shared [`ApiState`], so that other routes (the image-complaint API) can be merged into the
-//! same listener; [`serve`] runs a router on a bound listener until told to stop.
+//! It shares the image index with the stream's ordered image check ([`ImageCheck`]):
+//! registering a complaint hashes its originals, appends them to the image index log, and
+//! suppresses every live listing already indexed whose image matches, writing those
+//! decisions to the decision output at once (through [`ApiState::emit`]). The routes are in
+//! [`ROUTES`], from which the router is built and against which the OpenAPI document
+//! ([`openapi`]) is tested.
 //!
-//! - `/metrics`: the Prometheus text exposition of every metric.
-//! - `/healthz`: 200 while the process answers at all.
-//! - `/readyz`: 200 when the service can decide (rules loaded and, in Kafka mode, partitions
-//!   assigned), otherwise 503 with a JSON body naming what is missing.
+//! Every route but the OpenAPI document needs `Authorization: Bearer TOKEN` with one of the
+//! configured tokens; with no token configured nothing is accessible. Errors are JSON
+//! `{"error": {"code", "message"}}` with a stable code.
 
-use std::future::Future;
+mod handlers;
+pub mod health;
+pub mod openapi;
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::metrics::Metrics;
+use crate::checks::images::ImageCheck;
+use crate::contract::Decision;
+use crate::images::fetch::Fetcher;
+use crate::moderator::Moderator;
 
-/// What the routes read.
-#[derive(Debug, Clone, Copy)]
+/// Where the API's decisions go: the run's decision output.
+pub type Emit = Arc<dyn Fn(Vec<Decision>) + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
 pub struct ApiState {
-    pub metrics: &'static Metrics,
-    /// In Kafka mode the service is ready only with partitions assigned.
-    pub kafka: bool,
+    pub moderator: Arc<Moderator>,
+    pub images: Arc<ImageCheck>,
+    /// The API's own fetcher (a client of the API's runtime), for originals given by URL.
+    pub fetcher: Fetcher,
+    pub emit: Emit,
+    pub tokens: Arc<Vec<String>>,
 }
 
-impl ApiState {
-    /// What keeps the service from being ready; empty when it is ready.
-    pub fn missing(&self) -> Vec<&'static str> {
-        let mut missing = Vec::new();
-        if !self.metrics.rules_loaded() {
-            missing.push("rules");
-        }
-        if self.kafka && self.metrics.assigned_partitions() <= 0 {
-            missing.push("partitions");
-        }
-        missing
+/// Settings of the API server.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Bearer tokens that may call the API; none means no access.
+    pub tokens: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Bodies above the default limit: originals travel as base64 (4/3 of their size).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every route: method, path (axum's syntax, which is OpenAPI's), what it does.
+pub const ROUTES: [(&str, &str); 5] = [
+    ("post", "/v1/complaints"),
+    ("get", "/v1/complaints/{id}/matches"),
+    ("post", "/v1/images/search"),
+    ("get", "/v1/listings/{id}/images"),
+    ("get", "/v1/openapi.json"),
+];
+
+/// The API's router, to be served alone or merged with another (a `/metrics` router, say).
+pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    let mut authed = Router::new();
+    for (method, path) in ROUTES {
+        authed = match (method, path) {
+            ("post", "/v1/complaints") => authed.route(path, post(handlers::register_complaint)),
+            ("get", "/v1/complaints/{id}/matches") => {
+                authed.route(path, get(handlers::complaint_matches))
+            }
+            ("post", "/v1/images/search") => authed.route(path, post(handlers::search)),
+            ("get", "/v1/listings/{id}/images") => {
+                authed.route(path, get(handlers::listing_images))
+            }
+            // Served without a token below.
+            ("get", "/v1/openapi.json") => authed,
+            _ => authed,
+        };
     }
-}
-
-/// The routes of this module over `state`.
-pub fn router(state: ApiState) -> Router {
+    let authed = authed.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_token,
+    ));
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
+        .merge(authed)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Serves `router` on `listener` until SIGTERM or SIGINT, on a runtime of its own.
+pub fn serve(listener: std::net::TcpListener, router: Router) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("loomguard-api")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    })
 }
 
-async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({ "alive": true }))
-}
-
-async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
-    let missing = state.missing();
-    let status = if missing.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
     };
-    (
-        status,
-        Json(serde_json::json!({ "ready": missing.is_empty(), "missing": missing })),
-    )
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("complaint API stopping");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let allowed = given.is_some_and(|given| {
+        state
+            .tokens
+            .iter()
+            .any(|token| !token.is_empty() && constant_time_eq(token.as_bytes(), given.as_bytes()))
+    });
+    if allowed {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+        .into_response()
+    }
+}
 
-    fn leaked() -> &'static Metrics {
-        Box::leak(Box::new(Metrics::new()))
+/// Compares without stopping at the first difference, so timing does not tell how much of a
+/// token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An error answer: a status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
-    #[test]
-    fn not_ready_without_rules_or_partitions() {
-        let metrics = leaked();
-        let state = ApiState {
-            metrics,
-            kafka: true,
-        };
-        assert_eq!(state.missing(), vec!["rules", "partitions"]);
-        metrics.set_rules_version("v1");
-        assert_eq!(state.missing(), vec!["partitions"]);
-        metrics.set_assigned_partitions(3);
-        assert!(state.missing().is_empty());
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
+}
 
-    #[test]
-    fn file_mode_needs_only_rules() {
-        let metrics = leaked();
-        metrics.set_rules_version("v1");
-        let state = ApiState {
-            metrics,
-            kafka: false,
-        };
-        assert!(state.missing().is_empty());
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                rejection.body_text(),
+            )
+        } else {
+            ApiError::bad_request("bad_request", rejection.body_text())
+        }
     }
 }

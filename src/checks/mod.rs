@@ -21,6 +21,7 @@
 //! | [`stock`] | `stock` | 3.1.2 (5) | parallel |
 //! | [`duplicates`] | `duplicate.text` | 3.1.2 (6) | both |
 //! | [`price`] | `price` | 3.1.2 (4) | both |
+//! | [`images`] | `duplicate.image`, `infringement` | 3.1.2 (6), 3.2 | both (hashing per batch) |
 //!
 //! The consistency checks of handbook 3.1.2 read the title and description folded character
 //! by character ([`folded`]), which keeps the spaces and symbols that normalising drops.
@@ -30,6 +31,7 @@ pub mod composition;
 pub mod contact;
 pub mod duplicates;
 pub mod folded;
+pub mod images;
 pub mod intent;
 pub mod price;
 pub mod product;
@@ -86,6 +88,11 @@ pub struct Inspection {
     pub price: price::Prepared,
     /// The duplicate check's summary of the listing's content, for the ordered half.
     pub sketch: Option<duplicates::Sketch>,
+    /// The listing's images, hashed by the image check's parallel half (empty when images
+    /// are not checked).
+    pub images: Vec<images::HashedImage>,
+    /// Set by the image check on an infringement: the end of the seller's time to appeal.
+    pub appeal_deadline: Option<String>,
 }
 
 impl Checks {

@@ -370,6 +370,8 @@ reason = "r"
             "duplicates.toml",
             include_str!("../../rules/duplicates.toml"),
         );
+        write("images.toml", include_str!("../../rules/images.toml"));
+        write("holidays.toml", include_str!("../../rules/holidays.toml"));
         let rules = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         (dir, rules)
     }

@@ -25,8 +25,10 @@ pub struct ListingRules {
 }
 
 /// Kinds a check of this build reports; each needs an entry in `listing.toml`.
-const REQUIRED: [Kind; 10] = [
+const REQUIRED: [Kind; 12] = [
     Kind::DuplicateText,
+    Kind::DuplicateImage,
+    Kind::Infringement,
     Kind::Price,
     Kind::TitleContact,
     Kind::TitleNoProduct,

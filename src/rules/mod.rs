@@ -16,10 +16,14 @@
 //! - `categories.toml`: handbook 3.1.2 (1), (2), the textile taxonomy and its product nouns;
 //! - `composition.toml` (with `fibres.tsv`): handbook 3.1.2 (3), fibre shorthand and tolerances;
 //! - `duplicates.toml`: handbook 3.1.2 (6), what makes two listings of a seller the same.
+//! - `images.toml`: handbook 3.1.2 (6) and 3.2, image match thresholds and decoder limits;
+//! - `holidays.toml`: public holidays, for the working days of an infringement appeal.
 
 mod categories;
 mod duplicates;
 mod fibres;
+mod holidays;
+mod images;
 mod listing;
 mod prices;
 mod terms;
@@ -33,6 +37,8 @@ use sha2::{Digest, Sha256};
 pub use categories::{Category, Taxonomy};
 pub use duplicates::DuplicateRules;
 pub use fibres::{Blend, CompositionRules, Fibre};
+pub use holidays::{Holidays, CHINA};
+pub use images::ImageRules;
 pub use listing::{ListingRule, ListingRules};
 pub use prices::{
     normalize_spelling, Band, CanonicalUnit, Currency, Learning, PriceRules, Quantity, UnitId,
@@ -89,6 +95,8 @@ pub struct RuleSet {
     pub taxonomy: Taxonomy,
     pub composition: CompositionRules,
     pub duplicates: DuplicateRules,
+    pub images: ImageRules,
+    pub holidays: Holidays,
 }
 
 impl RuleSet {
@@ -113,6 +121,8 @@ impl RuleSet {
         let taxonomy = Taxonomy::load(dir, &mut problems);
         let composition = CompositionRules::load(dir, &mut problems);
         let duplicates = DuplicateRules::load(dir, &mut problems);
+        let images = ImageRules::load(dir, &mut problems);
+        let holidays = Holidays::load(dir, &mut problems);
 
         if problems.is_empty() {
             Ok(RuleSet {
@@ -125,6 +135,8 @@ impl RuleSet {
                 taxonomy,
                 composition,
                 duplicates,
+                images,
+                holidays,
             })
         } else {
             Err(InvalidRules {

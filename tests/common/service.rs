@@ -103,7 +103,9 @@ impl Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
             .current_dir(super::repo())
             .env("LOOMGUARD_LOG", "info")
-            .args(["run", "--listen", "127.0.0.1:0", "--no-progress"])
+            // Without images the listener serves the operators' routes alone and closes
+            // with the run; the complaint API has tests of its own (tests/api.rs).
+            .args(["run", "--listen", "127.0.0.1:0", "--no-progress", "--no-images"])
             .args(input)
             .args(args)
             .stdin(Stdio::piped())

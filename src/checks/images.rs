@@ -1,0 +1,298 @@
+//! The image checks: repeated images of a seller (`duplicate.image`, handbook 3.1.2 (6)) and
+//! copies of a rights holder's protected originals (`infringement`, handbook 3.2).
+//!
+//! Split like the other checks that need history. The parallel half is
+//! [`ImageCheck::hash_batch`]: every image URL of a batch is fetched, decoded and hashed
+//! ([`crate::images::hasher`]) into each event's [`Inspection`]; a batch without images costs
+//! one pass over its events. The ordered half, [`ImageCheck::observe`], runs in input order:
+//! it matches the event's hashes against the protected originals and against the seller's
+//! other live listings, then indexes the listing's images and appends them to the image index
+//! log. An image that cannot be fetched or decoded is counted by reason and logged at debug
+//! level; the event is still decided by every other check.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use time::OffsetDateTime;
+
+use super::{Checks, Inspection};
+use crate::contract::{Finding, Kind, ListingEvent, Op};
+use crate::images::hasher::{HashResult, ImageHasher};
+use crate::images::log::ImageLog;
+use crate::images::state::{ImageState, IndexedImage, LogRecord};
+use crate::images::{Detail, Perceptual};
+use crate::rules::{Holidays, ImageRules};
+
+/// One listing image after the parallel half.
+#[derive(Debug, Clone)]
+pub struct HashedImage {
+    pub url: String,
+    pub result: HashResult,
+}
+
+/// Images hashed and images that could not be, by reason, since the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImageCounts {
+    pub hashed: u64,
+    /// Hashed, but with too little detail to be matched.
+    pub low_detail: u64,
+    pub problems: BTreeMap<String, u64>,
+}
+
+impl ImageCounts {
+    pub fn problem_total(&self) -> u64 {
+        self.problems.values().sum()
+    }
+}
+
+/// The image checks and the state they share with the complaint API.
+#[derive(Debug)]
+pub struct ImageCheck {
+    pub hasher: ImageHasher,
+    pub rules: ImageRules,
+    pub holidays: Holidays,
+    state: Mutex<ImageState>,
+    /// Appended under the state's lock, so the log's order is the state's.
+    log: Option<Mutex<ImageLog>>,
+    counts: Mutex<ImageCounts>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ImageCheck {
+    /// Over a state (replayed from `log`, when there is one).
+    pub fn new(
+        hasher: ImageHasher,
+        rules: ImageRules,
+        holidays: Holidays,
+        state: ImageState,
+        log: Option<ImageLog>,
+    ) -> Arc<ImageCheck> {
+        Arc::new(ImageCheck {
+            hasher,
+            rules,
+            holidays,
+            state: Mutex::new(state),
+            log: log.map(Mutex::new),
+            counts: Mutex::new(ImageCounts::default()),
+        })
+    }
+
+    /// The index, locked; the log is appended to only through [`ImageCheck::record`].
+    pub fn state(&self) -> MutexGuard<'_, ImageState> {
+        lock(&self.state)
+    }
+
+    /// Applies a record to the locked state and appends it to the log.
+    pub fn record(&self, state: &mut ImageState, record: LogRecord) {
+        state.apply(&record);
+        if let Some(log) = &self.log {
+            let mut log = lock(log);
+            if let Err(err) = log.append(&record) {
+                tracing::warn!(error = %err, path = %log.path().display(), "cannot append to the image index log");
+            }
+        }
+    }
+
+    /// Writes the log's buffered records out.
+    pub fn flush(&self) {
+        if let Some(log) = &self.log {
+            let mut log = lock(log);
+            if let Err(err) = log.flush() {
+                tracing::warn!(error = %err, path = %log.path().display(), "cannot write the image index log");
+            }
+        }
+    }
+
+    pub fn counts(&self) -> ImageCounts {
+        lock(&self.counts).clone()
+    }
+
+    /// Whether a hashed picture has the detail to be matched.
+    pub fn matchable(&self, hash: &Perceptual) -> bool {
+        hash.detail(self.rules.min_spread, self.rules.min_edges) == Detail::Enough
+    }
+
+    /// The parallel half: hashes the images of every upsert among `events`, into their
+    /// inspections.
+    pub fn hash_batch<'a>(
+        &self,
+        events: impl Iterator<Item = (&'a ListingEvent, &'a mut Inspection)>,
+    ) {
+        let mut wanting: Vec<(&ListingEvent, &mut Inspection)> = events
+            .filter(|(event, _)| event.op == Op::Upsert && !event.listing.images.is_empty())
+            .collect();
+        if wanting.is_empty() {
+            return;
+        }
+        let urls: Vec<&str> = wanting
+            .iter()
+            .flat_map(|(event, _)| event.listing.images.iter().map(String::as_str))
+            .collect();
+        let mut results = self.hasher.hash_all(&urls).into_iter();
+
+        let mut counts = lock(&self.counts);
+        for (event, inspection) in &mut wanting {
+            for url in &event.listing.images {
+                let Some(result) = results.next() else { break };
+                match &result {
+                    Ok(hash) => {
+                        counts.hashed += 1;
+                        if !self.matchable(hash) {
+                            counts.low_detail += 1;
+                        }
+                    }
+                    Err(problem) => {
+                        tracing::debug!(event = %event.event_id, %url, %problem, "image not hashed");
+                        *counts.problems.entry(problem.code()).or_default() += 1;
+                    }
+                }
+                inspection.images.push(HashedImage {
+                    url: url.clone(),
+                    result,
+                });
+            }
+        }
+    }
+
+    /// The ordered half: matches, then remembers, one event.
+    pub fn observe(&self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
+        let listing = &event.listing;
+        let mut state = self.state();
+        // A listing without images (most of a text-only stream) costs a lookup: this runs in
+        // input order on one thread, so nothing else is done for it.
+        if event.op == Op::Delete || inspection.images.is_empty() {
+            if state.listing(&listing.id).is_some() {
+                let record = LogRecord::Delete {
+                    listing: listing.id.clone(),
+                    at: crate::moderator::timestamp(OffsetDateTime::now_utc()),
+                };
+                self.record(&mut state, record);
+            }
+            return;
+        }
+        let now = crate::moderator::timestamp(OffsetDateTime::now_utc());
+
+        let mut indexed = Vec::new();
+        let mut infringing = false;
+        for (number, image) in inspection.images.iter().enumerate() {
+            let Ok(hash) = &image.result else { continue };
+            let matchable = self.matchable(hash);
+            indexed.push(IndexedImage {
+                url: image.url.clone(),
+                hash: hash.hash,
+                matchable,
+            });
+            if !matchable {
+                continue;
+            }
+            let field = |kind| {
+                checks
+                    .listing_finding(kind, "images", image.url.clone())
+                    .map(|mut f| {
+                        f.start = number;
+                        f.end = number + 1;
+                        f
+                    })
+            };
+
+            let infringement = self.rules.infringement_distance;
+            if let Some(original) = state.originals_near(hash.hash, infringement).first() {
+                if let Some(mut finding) = field(Kind::Infringement) {
+                    finding.evidence = Some(serde_json::json!({
+                        "complaint": original.complaint,
+                        "rights_holder": original.rights_holder,
+                        "original": original.original,
+                        "mirrored": original.mirrored,
+                        "distance": original.distance,
+                        "max_distance": infringement,
+                        "hash": hash.hash,
+                    }));
+                    inspection.findings.push(finding);
+                    infringing = true;
+                }
+            }
+
+            let duplicate = self.rules.duplicate_distance;
+            let earlier = state
+                .listings_near(hash.hash, duplicate)
+                .into_iter()
+                .find(|m| m.seller == event.seller.id && m.listing != listing.id);
+            if let Some(earlier) = earlier {
+                if let Some(mut finding) = field(Kind::DuplicateImage) {
+                    finding.evidence = Some(duplicate_evidence(&earlier, duplicate, hash));
+                    inspection.findings.push(finding);
+                }
+            }
+        }
+        if infringing {
+            inspection.appeal_deadline = Some(self.appeal_deadline(OffsetDateTime::now_utc()));
+        }
+
+        if state.has_images(&listing.id, &event.seller.id, &indexed) {
+            return;
+        }
+        if indexed.is_empty() {
+            if state.listing(&listing.id).is_some() {
+                self.record(
+                    &mut state,
+                    LogRecord::Delete {
+                        listing: listing.id.clone(),
+                        at: now,
+                    },
+                );
+            }
+            return;
+        }
+        let record = LogRecord::Listing {
+            listing: listing.id.clone(),
+            seller: event.seller.id.clone(),
+            version: listing.version,
+            images: indexed,
+            at: now,
+        };
+        self.record(&mut state, record);
+    }
+
+    /// The end of the seller's time for counter-evidence, for a decision made `at`.
+    pub fn appeal_deadline(&self, at: OffsetDateTime) -> String {
+        let deadline = self
+            .holidays
+            .working_days_after(at, self.rules.appeal_working_days);
+        deadline
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| deadline.unix_timestamp().to_string())
+    }
+
+    /// An infringement finding for a listing image already indexed, as a complaint finds it.
+    pub fn infringement_finding(
+        &self,
+        checks: &Checks,
+        number: usize,
+        url: &str,
+        evidence: serde_json::Value,
+    ) -> Option<Finding> {
+        let mut finding = checks.listing_finding(Kind::Infringement, "images", url.to_owned())?;
+        finding.start = number;
+        finding.end = number + 1;
+        finding.evidence = Some(evidence);
+        Some(finding)
+    }
+}
+
+fn duplicate_evidence(
+    earlier: &crate::images::state::ListingMatch,
+    max_distance: u32,
+    hash: &Perceptual,
+) -> serde_json::Value {
+    serde_json::json!({
+        "duplicate_of": earlier.listing,
+        "seller": earlier.seller,
+        "image": earlier.url,
+        "distance": earlier.distance,
+        "max_distance": max_distance,
+        "hash": hash.hash,
+    })
+}

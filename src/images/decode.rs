@@ -1,0 +1,453 @@
+//! Decode: image bytes to the small greyscale picture the hash is computed from.
+//!
+//! First step after fetching. JPEG, PNG, WebP and GIF (its first frame) go through the
+//! `image` crate with its limits set before any pixel is decoded: the declared width, height
+//! and the decoder's allocations are bounded, so a small file declaring a huge canvas (a
+//! decompression bomb) is refused from its header. EXIF orientation is applied, transparent
+//! pixels are composited on white (the background marketplaces show images on), and a
+//! uniform frame around the picture is trimmed, so that a copy with a border added matches.
+//! What is left is averaged down to [`SIDE`] × [`SIDE`] grey levels.
+//!
+//! [`decode_jpeg_scaled`] decodes a JPEG at reduced scale with `jpeg-decoder`'s scaled IDCT
+//! (CMYK and YCCK turned into RGB here); it is kept for comparison, not used on the worker's
+//! path: on listing-size JPEGs it was slower at 1/8 scale than zune-jpeg (the `image`
+//! crate's decoder) at full scale.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+/// Width and height of the thumbnail the hash reads.
+pub const SIDE: usize = 32;
+
+/// What a decoder may be asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Declared width × height above which an image is refused before decoding.
+    pub max_pixels: u64,
+    /// Longest side accepted.
+    pub max_side: u32,
+    /// Shortest side accepted: below it there is nothing to compare.
+    pub min_side: u32,
+    /// Bytes the decoder may allocate.
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_pixels: 40_000_000,
+            max_side: 12_000,
+            min_side: 16,
+            max_alloc_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// An image that could not be turned into a thumbnail, with a stable reason code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the image is empty (zero bytes)")]
+    Empty,
+    #[error("not an image in a supported format (JPEG, PNG, WebP, GIF)")]
+    UnsupportedFormat,
+    #[error("the image declares {width}×{height} pixels, over the limits ({limit})")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        limit: String,
+    },
+    #[error("the image is {width}×{height} pixels, under the minimum side of {min_side}")]
+    TooSmall {
+        width: u32,
+        height: u32,
+        min_side: u32,
+    },
+    #[error("the decoder would need more memory than allowed: {0}")]
+    OverMemoryLimit(String),
+    #[error("the image data is broken: {0}")]
+    Corrupt(String),
+}
+
+impl DecodeError {
+    /// The code problems are counted and reported by.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty",
+            DecodeError::UnsupportedFormat => "unsupported_format",
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::TooSmall { .. } => "too_small",
+            DecodeError::OverMemoryLimit(_) => "over_memory_limit",
+            DecodeError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// A picture reduced to [`SIDE`] × [`SIDE`] grey levels (0–255), row by row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumbnail {
+    pub pixels: Vec<f32>,
+}
+
+impl Thumbnail {
+    /// The same picture mirrored left to right.
+    pub fn mirrored(&self) -> Thumbnail {
+        let mut pixels = self.pixels.clone();
+        for row in pixels.chunks_exact_mut(SIDE) {
+            row.reverse();
+        }
+        Thumbnail { pixels }
+    }
+}
+
+/// Shortest side a JPEG is decoded to at least: four pixels per thumbnail cell, so that the
+/// cells still average several pixels each.
+pub const JPEG_MIN_SIDE: u16 = (4 * SIDE) as u16;
+
+/// Decodes `bytes` into a thumbnail, within `limits`.
+pub fn decode_thumbnail(bytes: &[u8], limits: &DecodeLimits) -> Result<Thumbnail, DecodeError> {
+    // Every format through the `image` crate. `decode_jpeg_scaled` (jpeg-decoder's scaled
+    // IDCT) was measured slower at 1/8 scale than zune-jpeg, the `image` crate's JPEG
+    // decoder, at full scale (`cargo bench --bench images`), so it is not on this path.
+    let image = decode_image(bytes, limits)?;
+    Ok(thumbnail_of(&image))
+}
+
+fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    let too_large = |limit: String| DecodeError::TooLarge {
+        width,
+        height,
+        limit,
+    };
+    if width > limits.max_side || height > limits.max_side {
+        return Err(too_large(format!("{} pixels a side", limits.max_side)));
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(too_large(format!("{} pixels", limits.max_pixels)));
+    }
+    if width < limits.min_side || height < limits.min_side {
+        return Err(DecodeError::TooSmall {
+            width,
+            height,
+            min_side: limits.min_side,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes a JPEG at the smallest scale whose shorter side is still `min_side` (or the whole
+/// picture, when it is smaller), upright.
+pub fn decode_jpeg_scaled(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_side: u16,
+) -> Result<DynamicImage, DecodeError> {
+    let corrupt = |err: jpeg_decoder::Error| DecodeError::Corrupt(err.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
+    decoder.read_info().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_size(width, height, limits)?;
+
+    // `scale` picks the smallest of 1/8, 1/4, 1/2, 1 that is at least the size asked for;
+    // asking for `min_side` on the shorter side keeps the aspect.
+    let short = width.min(height).max(1);
+    let ask = |side: u32| -> u16 {
+        let scaled = u64::from(side) * u64::from(min_side) / u64::from(short);
+        u16::try_from(scaled.max(1)).unwrap_or(u16::MAX)
+    };
+    let (w, h) = decoder.scale(ask(width), ask(height)).map_err(corrupt)?;
+    let pixels = decoder.decode().map_err(|err| match err {
+        jpeg_decoder::Error::Format(message) if message.contains("buffer") => {
+            DecodeError::OverMemoryLimit(message)
+        }
+        other => corrupt(other),
+    })?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
+    let image = match format {
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        jpeg_decoder::PixelFormat::L16 => {
+            // Big-endian samples: the high byte is the grey level to 8 bits.
+            let grey: Vec<u8> = pixels.chunks_exact(2).map(|p| p[0]).collect();
+            image::GrayImage::from_raw(w, h, grey).map(DynamicImage::ImageLuma8)
+        }
+        jpeg_decoder::PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            image::RgbImage::from_raw(w, h, cmyk_to_rgb(&pixels)).map(DynamicImage::ImageRgb8)
+        }
+    }
+    .ok_or_else(|| DecodeError::Corrupt("fewer pixels than the header declares".into()))?;
+
+    let mut image = image;
+    // A broken EXIF block only loses the orientation.
+    if let Some(orientation) = decoder
+        .exif_data()
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+    {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+/// Ink amounts (0 none, 255 full; `jpeg-decoder` has undone Adobe's inversion) to RGB.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for p in cmyk.chunks_exact(4) {
+        let k = 255 - u32::from(p[3]);
+        for &ink in &p[..3] {
+            rgb.push(((255 - u32::from(ink)) * k / 255) as u8);
+        }
+    }
+    rgb
+}
+
+/// The thumbnail of a decoded image.
+pub fn thumbnail_of(image: &DynamicImage) -> Thumbnail {
+    thumbnails_of(image, &[0.0]).swap_remove(0)
+}
+
+/// Thumbnails of a decoded image with each of `insets` (a share of the width and of the
+/// height) cut off every side of its content first.
+pub fn thumbnails_of(image: &DynamicImage, insets: &[f64]) -> Vec<Thumbnail> {
+    let (grey, width, height) = grey_on_white(image);
+    if width == 0 || height == 0 {
+        let blank = Thumbnail {
+            pixels: vec![255.0; SIDE * SIDE],
+        };
+        return vec![blank; insets.len()];
+    }
+    let (x0, y0, x1, y1) = content_box(&grey, width, height);
+    insets
+        .iter()
+        .map(|&inset| {
+            let dx = ((x1 - x0) as f64 * inset) as usize;
+            let dy = ((y1 - y0) as f64 * inset) as usize;
+            let frame = if x1 - x0 > 2 * dx && y1 - y0 > 2 * dy {
+                (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
+            } else {
+                (x0, y0, x1, y1)
+            };
+            area_average(&grey, width, frame)
+        })
+        .collect()
+}
+
+/// Decodes `bytes` into an upright image, within `limits`.
+pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| DecodeError::Corrupt(err.to_string()))?;
+    match reader.format() {
+        Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {}
+        _ => return Err(DecodeError::UnsupportedFormat),
+    }
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(decoder_limits);
+
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|err| map_error(err, limits))?;
+    let (width, height) = decoder.dimensions();
+    let too_large = |limit: String| DecodeError::TooLarge {
+        width,
+        height,
+        limit,
+    };
+    if width > limits.max_side || height > limits.max_side {
+        return Err(too_large(format!("{} pixels a side", limits.max_side)));
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(too_large(format!("{} pixels", limits.max_pixels)));
+    }
+    if width < limits.min_side || height < limits.min_side {
+        return Err(DecodeError::TooSmall {
+            width,
+            height,
+            min_side: limits.min_side,
+        });
+    }
+    // A broken EXIF block only loses the orientation, not the image.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|err| map_error(err, limits))?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn map_error(err: image::ImageError, limits: &DecodeLimits) -> DecodeError {
+    match err {
+        image::ImageError::Limits(limit) => match limit.kind() {
+            image::error::LimitErrorKind::DimensionError => DecodeError::TooLarge {
+                width: 0,
+                height: 0,
+                limit: format!("{} pixels a side", limits.max_side),
+            },
+            _ => DecodeError::OverMemoryLimit(limit.to_string()),
+        },
+        image::ImageError::Unsupported(_) => DecodeError::UnsupportedFormat,
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+/// Grey levels of `image`, transparent pixels composited on white.
+fn grey_on_white(image: &DynamicImage) -> (Vec<u8>, usize, usize) {
+    let width = image.width() as usize;
+    let height = image.height() as usize;
+    let grey = match image {
+        DynamicImage::ImageLuma8(grey) => grey.as_raw().clone(),
+        DynamicImage::ImageRgb8(rgb) => rgb
+            .as_raw()
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        other if !other.color().has_alpha() => other
+            .to_rgb8()
+            .as_raw()
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        other => other
+            .to_rgba8()
+            .as_raw()
+            .chunks_exact(4)
+            .map(|p| {
+                let y = f32::from(luma(p[0], p[1], p[2]));
+                let alpha = f32::from(p[3]) / 255.0;
+                (y * alpha + 255.0 * (1.0 - alpha)).round() as u8
+            })
+            .collect(),
+    };
+    (grey, width, height)
+}
+
+/// ITU-R BT.601 luma, in integers (weights sum to 1024).
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((306 * u32::from(r) + 601 * u32::from(g) + 117 * u32::from(b) + 512) >> 10) as u8
+}
+
+/// The part of the picture inside a uniform frame, as `(x0, y0, x1, y1)`, end exclusive.
+///
+/// A row or column belongs to the frame when its grey levels span at most
+/// [`FRAME_TOLERANCE`] and it is the colour of the outermost one; at most a quarter of each
+/// side is trimmed, so a picture that is mostly flat is not trimmed away.
+fn content_box(grey: &[u8], width: usize, height: usize) -> (usize, usize, usize, usize) {
+    let row = |y: usize| grey[y * width..(y + 1) * width].iter().copied();
+    let column = |x: usize| (0..height).map(move |y| grey[y * width + x]);
+    let (mut x0, mut y0, mut x1, mut y1) = (0, 0, width, height);
+
+    if let Some(colour) = frame_colour(row(0)) {
+        while y0 < height / 4 && is_frame(row(y0), colour) {
+            y0 += 1;
+        }
+    }
+    if let Some(colour) = frame_colour(row(height - 1)) {
+        while y1 > height - height / 4 && is_frame(row(y1 - 1), colour) {
+            y1 -= 1;
+        }
+    }
+    if let Some(colour) = frame_colour(column(0)) {
+        while x0 < width / 4 && is_frame(column(x0), colour) {
+            x0 += 1;
+        }
+    }
+    if let Some(colour) = frame_colour(column(width - 1)) {
+        while x1 > width - width / 4 && is_frame(column(x1 - 1), colour) {
+            x1 -= 1;
+        }
+    }
+    (x0, y0, x1, y1)
+}
+
+/// Grey levels a frame's line may span: JPEG noise around a flat border stays within it.
+const FRAME_TOLERANCE: u8 = 12;
+
+fn frame_colour(line: impl Iterator<Item = u8>) -> Option<u8> {
+    let (lo, hi, sum, n) = line.fold((u8::MAX, 0u8, 0u64, 0u64), |(lo, hi, sum, n), v| {
+        (lo.min(v), hi.max(v), sum + u64::from(v), n + 1)
+    });
+    (n > 0 && hi - lo <= FRAME_TOLERANCE).then(|| (sum / n) as u8)
+}
+
+fn is_frame(line: impl Iterator<Item = u8>, colour: u8) -> bool {
+    frame_colour(line).is_some_and(|c| c.abs_diff(colour) <= FRAME_TOLERANCE / 2)
+}
+
+/// Averages the `frame` of a `width`-wide grey picture down to [`SIDE`] × [`SIDE`].
+fn area_average(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) -> Thumbnail {
+    let (x0, y0, x1, y1) = frame;
+    let (w, h) = (x1 - x0, y1 - y0);
+    // Source columns of each output column; at least one, so a narrow picture still fills
+    // every cell.
+    let span = |i: usize, len: usize, start: usize| {
+        let a = start + i * len / SIDE;
+        let b = (start + (i + 1) * len / SIDE).max(a + 1);
+        (a, b)
+    };
+    let columns: Vec<(usize, usize)> = (0..SIDE).map(|i| span(i, w, x0)).collect();
+
+    let mut pixels = vec![0f32; SIDE * SIDE];
+    let mut sums = [0u32; SIDE];
+    for oy in 0..SIDE {
+        let (ya, yb) = span(oy, h, y0);
+        sums.fill(0);
+        for y in ya..yb {
+            let line = &grey[y * width..(y + 1) * width];
+            for (sum, &(xa, xb)) in sums.iter_mut().zip(&columns) {
+                *sum += line[xa..xb].iter().map(|&v| u32::from(v)).sum::<u32>();
+            }
+        }
+        for (ox, &(xa, xb)) in columns.iter().enumerate() {
+            let count = ((xb - xa) * (yb - ya)) as f32;
+            pixels[oy * SIDE + ox] = sums[ox] as f32 / count;
+        }
+    }
+    Thumbnail { pixels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luma_of_white_and_black_is_exact() {
+        assert_eq!(luma(255, 255, 255), 255);
+        assert_eq!(luma(0, 0, 0), 0);
+    }
+
+    #[test]
+    fn a_uniform_frame_is_trimmed_and_the_picture_kept() {
+        // A 40×40 white frame, 10 wide, around a 20×20 chequerboard.
+        let (width, height) = (40, 40);
+        let mut grey = vec![255u8; width * height];
+        for y in 10..30 {
+            for x in 10..30 {
+                grey[y * width + x] = if (x + y) % 2 == 0 { 0 } else { 200 };
+            }
+        }
+        assert_eq!(content_box(&grey, width, height), (10, 10, 30, 30));
+    }
+
+    #[test]
+    fn area_average_of_a_flat_picture_is_flat() {
+        let grey = vec![77u8; 100 * 50];
+        let thumb = area_average(&grey, 100, (0, 0, 100, 50));
+        assert!(thumb.pixels.iter().all(|&v| v == 77.0));
+    }
+}

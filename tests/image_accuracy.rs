@@ -1,0 +1,77 @@
+//! The thresholds of `rules/images.toml` on the test photos and their variants. The exact
+//! counts are the accuracy bench's (`cargo bench --bench image_accuracy`), pinned here so
+//! that a change of the hash, the thresholds or the detail rules that loses recall or adds a
+//! false match fails.
+
+#[path = "../benches/support/variants.rs"]
+mod variants;
+
+use std::path::Path;
+
+use loomguard::rules::RuleSet;
+use variants::Use;
+
+#[test]
+fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = RuleSet::load(&root.join("rules")).unwrap().images;
+    let photos = variants::photos(&root.join("tests/data/images"));
+
+    let infringement = variants::measure(
+        &photos,
+        Use::Infringement,
+        rules.infringement_distance,
+        rules.min_spread,
+        rules.min_edges,
+    );
+    println!(
+        "{}",
+        variants::report(&infringement, rules.infringement_distance)
+    );
+    assert_eq!(infringement.matchable.len(), 14);
+    let found: Vec<(&str, usize)> = infringement
+        .recall
+        .iter()
+        .map(|&(t, found, _)| (t, found))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("resize_50", 14),
+            ("resize_25", 14),
+            ("jpeg_q50", 14),
+            ("crop_5", 14),
+            ("crop_10", 14),
+            ("mirror", 14),
+            // brick.png, a low-contrast texture, under big half-white letters: 26 bits off.
+            ("watermark", 13),
+            ("border_20px", 14),
+            ("brightness_20", 14),
+            ("all_edges_crop_5", 14),
+            // An off-centre crop is not covered by the originals' centred inset crops.
+            ("crop_10_corner", 0),
+        ]
+    );
+    assert_eq!(infringement.false_matches, 0);
+    assert_eq!(infringement.pairs, 2184);
+    assert_eq!(infringement.closest_distinct, 18);
+
+    let duplicate = variants::measure(
+        &photos,
+        Use::Duplicate,
+        rules.duplicate_distance,
+        rules.min_spread,
+        rules.min_edges,
+    );
+    println!("{}", variants::report(&duplicate, rules.duplicate_distance));
+    let found: Vec<usize> = duplicate
+        .recall
+        .iter()
+        .map(|&(_, found, _)| found)
+        .collect();
+    // Listing images are indexed without mirror images or crops: a seller's re-encoded,
+    // resized, framed or brightened copy is a duplicate, a cropped or mirrored one mostly not.
+    assert_eq!(found, [14, 14, 14, 12, 4, 0, 11, 14, 14, 4, 0]);
+    assert_eq!(duplicate.false_matches, 0);
+    assert_eq!(duplicate.closest_distinct, 16);
+}

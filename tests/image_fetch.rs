@@ -1,0 +1,203 @@
+//! Fetching images from a real HTTP server on 127.0.0.1: loopback is refused unless allowed,
+//! redirects are checked hop by hop, a trickling body is cut off by the total timeout, bodies
+//! are held to the byte limit, and results are cached.
+
+#[path = "common/http.rs"]
+mod http;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use loomguard::images::fetch::{FetchSettings, Fetcher};
+use loomguard::images::hasher::ImageHasher;
+use loomguard::images::DecodeLimits;
+
+fn photo() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/camera.png"
+    ))
+    .unwrap()
+}
+
+fn server() -> http::Server {
+    let mut files = HashMap::new();
+    files.insert("/photo.png".to_owned(), photo());
+    files.insert("/copy.png".to_owned(), photo());
+    files.insert("/notes.jpg".to_owned(), b"not an image".to_vec());
+    http::start(files)
+}
+
+fn loopback() -> FetchSettings {
+    FetchSettings {
+        allow_loopback: true,
+        total_timeout: Duration::from_secs(1),
+        max_bytes: 1024 * 1024,
+        ..FetchSettings::default()
+    }
+}
+
+fn fetch(settings: FetchSettings, url: &str) -> Result<Vec<u8>, String> {
+    let fetcher = Fetcher::new(settings).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fetcher.fetch(url))
+        .map_err(|err| err.code().to_owned())
+}
+
+#[test]
+fn loopback_is_refused_by_default_by_address_and_by_name() {
+    let server = server();
+    let by_address = fetch(FetchSettings::default(), &server.url("/photo.png"));
+    assert_eq!(by_address, Err("address_not_allowed".to_owned()));
+    // A name is checked after it is resolved.
+    let by_name = format!("http://localhost:{}/photo.png", server.port);
+    assert_eq!(
+        fetch(FetchSettings::default(), &by_name),
+        Err("address_not_allowed".to_owned())
+    );
+    assert_eq!(server.hits("/photo.png"), 0);
+}
+
+#[test]
+fn loopback_is_fetched_when_allowed() {
+    let server = server();
+    assert_eq!(fetch(loopback(), &server.url("/photo.png")), Ok(photo()));
+    let by_name = format!("http://localhost:{}/photo.png", server.port);
+    assert_eq!(fetch(loopback(), &by_name), Ok(photo()));
+}
+
+#[test]
+fn every_redirect_is_checked() {
+    let server = server();
+    assert_eq!(
+        fetch(loopback(), &server.url("/redirect-private")),
+        Err("address_not_allowed".to_owned())
+    );
+    assert_eq!(
+        fetch(loopback(), &server.url("/redirect-metadata")),
+        Err("address_not_allowed".to_owned())
+    );
+    assert_eq!(fetch(loopback(), &server.url("/redirect-ok")), Ok(photo()));
+    assert_eq!(
+        fetch(loopback(), &server.url("/redirect-loop")),
+        Err("too_many_redirects".to_owned())
+    );
+    assert_eq!(server.hits("/redirect-loop"), 6);
+}
+
+#[test]
+fn a_trickling_server_is_cut_off_by_the_total_timeout() {
+    let server = server();
+    let started = Instant::now();
+    assert_eq!(
+        fetch(loopback(), &server.url("/trickle")),
+        Err("timeout".to_owned())
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn bodies_are_held_to_the_byte_limit() {
+    let server = server();
+    assert_eq!(
+        fetch(loopback(), &server.url("/declared-huge")),
+        Err("too_large".to_owned())
+    );
+    assert_eq!(
+        fetch(loopback(), &server.url("/chunked-huge")),
+        Err("too_large".to_owned())
+    );
+    assert_eq!(
+        fetch(loopback(), &server.url("/missing.jpg")),
+        Err("http_status".to_owned())
+    );
+}
+
+#[test]
+fn the_hasher_reports_each_url_and_caches_by_url_and_content() {
+    let server = server();
+    let hasher = ImageHasher::new(
+        Fetcher::new(loopback()).unwrap(),
+        DecodeLimits::default(),
+        100,
+    )
+    .unwrap();
+    let urls = [
+        server.url("/photo.png"),
+        server.url("/copy.png"),
+        server.url("/notes.jpg"),
+        server.url("/redirect-private"),
+        "https://img.example.invalid/a.jpg".to_owned(),
+    ];
+    let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let results = hasher.hash_all(&refs);
+    let codes: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok(_) => "ok".to_owned(),
+            Err(problem) => problem.code(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "ok",
+            "decode.unsupported_format",
+            "fetch.address_not_allowed",
+            "fetch.dns"
+        ]
+    );
+    assert_eq!(results[0], results[1]);
+
+    // Cached by URL: no second request.
+    let again = hasher.hash_all(&refs[..1]);
+    assert_eq!(again[0], results[0]);
+    assert_eq!(server.hits("/photo.png"), 1);
+    // A failure is not cached.
+    hasher.hash_all(&refs[2..3]);
+    assert_eq!(server.hits("/notes.jpg"), 2);
+    // A name that did not resolve is not looked up again for a while.
+    let started = Instant::now();
+    let dead: Vec<String> = (0..50)
+        .map(|i| format!("https://img.example.invalid/{i}.jpg"))
+        .collect();
+    let dead: Vec<&str> = dead.iter().map(String::as_str).collect();
+    let results = hasher.hash_all(&dead);
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().code() == "fetch.dns"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_hasher_works_from_a_thread_of_another_runtime() {
+    // As the Kafka worker calls it: inside `block_in_place` on a tokio worker thread.
+    let server = server();
+    let hasher = ImageHasher::new(
+        Fetcher::new(loopback()).unwrap(),
+        DecodeLimits::default(),
+        10,
+    )
+    .unwrap();
+    let url = server.url("/photo.png");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(async { tokio::task::block_in_place(|| hasher.hash_all(&[url.as_str()])) });
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+}

@@ -1,0 +1,337 @@
+//! Hostile and awkward image files: each fails fast with a reason (or, where the file is a
+//! real image, is read the right way), and nothing panics.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+use loomguard::images::decode::{decode_image, decode_thumbnail, SIDE};
+use loomguard::images::{hash_bytes, DecodeError, DecodeLimits};
+
+fn limits() -> DecodeLimits {
+    DecodeLimits::default()
+}
+
+fn photo() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/camera.png"
+    ))
+    .unwrap()
+}
+
+fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .unwrap();
+    bytes
+}
+
+/// Fails within a second, with the given reason code.
+fn fails_fast(bytes: &[u8], code: &str) -> DecodeError {
+    let started = Instant::now();
+    let err = hash_bytes(bytes, &limits()).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{err} took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.code(), code, "{err}");
+    err
+}
+
+#[test]
+fn a_zero_byte_file_is_empty() {
+    fails_fast(b"", "empty");
+}
+
+#[test]
+fn a_text_file_named_jpg_is_no_image() {
+    fails_fast(
+        b"<html><body>not found</body></html>\n",
+        "unsupported_format",
+    );
+}
+
+#[test]
+fn a_truncated_png_is_broken() {
+    let bytes = photo();
+    fails_fast(&bytes[..bytes.len() / 3], "corrupt");
+}
+
+#[test]
+fn a_truncated_jpeg_is_broken_or_decoded_grey_never_a_panic() {
+    let jpeg = encode(
+        &DynamicImage::ImageLuma8(
+            image::open(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/images/camera.png"
+            ))
+            .unwrap()
+            .to_luma8(),
+        ),
+        ImageFormat::Jpeg,
+    );
+    // Cut inside the entropy-coded data.
+    let cut = &jpeg[..jpeg.len() / 2];
+    let started = Instant::now();
+    let result = hash_bytes(cut, &limits());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    if let Err(err) = result {
+        assert_eq!(err.code(), "corrupt", "{err}");
+    }
+    // The header alone is not an image.
+    fails_fast(&jpeg[..200], "corrupt");
+}
+
+/// CRC-32 (IEEE) of a PNG chunk's type and data.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A real PNG whose header is rewritten to declare `width` × `height`.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = encode(
+        &DynamicImage::ImageLuma8(GrayImage::new(8, 8)),
+        ImageFormat::Png,
+    );
+    // Signature (8), IHDR length (4), "IHDR" (4), then width and height.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_from_its_header() {
+    let bomb = png_declaring(100_000, 100_000);
+    assert!(bomb.len() < 200);
+    fails_fast(&bomb, "too_large");
+    // Under the side limit but over the pixel limit.
+    let wide = png_declaring(10_000, 10_000);
+    let err = fails_fast(&wide, "too_large");
+    assert!(err.to_string().contains("40000000 pixels"), "{err}");
+}
+
+#[test]
+fn a_one_pixel_image_is_too_small_to_hash() {
+    let one = encode(
+        &DynamicImage::ImageLuma8(GrayImage::new(1, 1)),
+        ImageFormat::Png,
+    );
+    let err = fails_fast(&one, "too_small");
+    assert_eq!(
+        err.to_string(),
+        "the image is 1×1 pixels, under the minimum side of 16"
+    );
+}
+
+#[test]
+fn a_hundred_thousand_by_one_image_is_refused() {
+    let line = encode(
+        &DynamicImage::ImageLuma8(GrayImage::new(100_000, 1)),
+        ImageFormat::Png,
+    );
+    fails_fast(&line, "too_large");
+}
+
+#[test]
+fn an_animated_gif_is_read_by_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    let frame = |level: u8| {
+        let mut rgba = RgbaImage::new(64, 64);
+        for (x, _, p) in rgba.enumerate_pixels_mut() {
+            // The first frame dark on the left, the second on the right.
+            let dark = if level == 0 { x < 32 } else { x >= 32 };
+            *p = if dark {
+                Rgba([0, 0, 0, 255])
+            } else {
+                Rgba([255, 255, 255, 255])
+            };
+        }
+        Frame::from_parts(rgba, 0, 0, Delay::from_numer_denom_ms(100, 1))
+    };
+    let mut gif = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut gif);
+        encoder.encode_frames([frame(0), frame(1)]).unwrap();
+    }
+    let thumbnail = decode_thumbnail(&gif, &limits()).unwrap();
+    assert_eq!(thumbnail.pixels[0], 0.0);
+    assert_eq!(thumbnail.pixels[SIDE - 1], 255.0);
+}
+
+#[test]
+fn transparent_pixels_are_composited_on_white() {
+    let mut rgba = RgbaImage::from_pixel(64, 64, Rgba([0, 0, 0, 0]));
+    for y in 0..64 {
+        for x in 0..32 {
+            rgba.put_pixel(x, y, Rgba([0, 0, 0, 255]));
+        }
+    }
+    let png = encode(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png);
+    let thumbnail = decode_thumbnail(&png, &limits()).unwrap();
+    assert_eq!(thumbnail.pixels[0], 0.0);
+    assert_eq!(thumbnail.pixels[SIDE - 1], 255.0);
+}
+
+/// A JPEG of a 64 × 32 picture, dark on its left half, with an APP1 segment after SOI.
+fn jpeg_with_app1(app1: &[u8]) -> Vec<u8> {
+    let mut grey = GrayImage::from_pixel(64, 32, Luma([255]));
+    for y in 0..32 {
+        for x in 0..32 {
+            grey.put_pixel(x, y, Luma([0]));
+        }
+    }
+    let jpeg = encode(&DynamicImage::ImageLuma8(grey), ImageFormat::Jpeg);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// An Exif block holding only an orientation.
+fn exif_orientation(orientation: u16) -> Vec<u8> {
+    let mut exif = b"Exif\0\0".to_vec();
+    // Little-endian TIFF header, first IFD at offset 8.
+    exif.extend_from_slice(b"II\x2a\x00\x08\x00\x00\x00");
+    exif.extend_from_slice(&1u16.to_le_bytes());
+    // Tag 0x0112 (Orientation), type SHORT, count 1, the value.
+    exif.extend_from_slice(&0x0112u16.to_le_bytes());
+    exif.extend_from_slice(&3u16.to_le_bytes());
+    exif.extend_from_slice(&1u32.to_le_bytes());
+    exif.extend_from_slice(&orientation.to_le_bytes());
+    exif.extend_from_slice(&[0, 0]);
+    exif.extend_from_slice(&0u32.to_le_bytes());
+    exif
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // Orientation 6: the stored picture is to be turned 90° clockwise, so its dark left half
+    // becomes the top.
+    let jpeg = jpeg_with_app1(&exif_orientation(6));
+    let image = decode_image(&jpeg, &limits()).unwrap();
+    assert_eq!((image.width(), image.height()), (32, 64));
+    let thumbnail = decode_thumbnail(&jpeg, &limits()).unwrap();
+    assert!(
+        thumbnail.pixels[SIDE / 2] < 30.0,
+        "{}",
+        thumbnail.pixels[SIDE / 2]
+    );
+    assert!(thumbnail.pixels[(SIDE - 1) * SIDE + SIDE / 2] > 225.0);
+}
+
+#[test]
+fn broken_exif_only_loses_the_orientation() {
+    let mut exif = b"Exif\0\0II\x2a\x00\xff\xff\xff\x7f".to_vec();
+    exif.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let jpeg = jpeg_with_app1(&exif);
+    let image = decode_image(&jpeg, &limits()).unwrap();
+    assert_eq!((image.width(), image.height()), (64, 32));
+}
+
+#[test]
+fn a_real_photo_hashes_the_same_every_time() {
+    let a = hash_bytes(&photo(), &limits()).unwrap();
+    let b = hash_bytes(&photo(), &limits()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.hash.0.count_ones(), 32);
+}
+
+#[test]
+fn a_cmyk_jpeg_comes_out_in_its_colours() {
+    // Written by Pillow: Adobe CMYK, red (0, 255, 255, 0) left, blue (255, 255, 0, 0) right.
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
+    let image = loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
+        .unwrap()
+        .to_rgb8();
+    let near =
+        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
+    assert!(
+        near(image.get_pixel(5, 5), [255, 0, 0]),
+        "{:?}",
+        image.get_pixel(5, 5)
+    );
+    assert!(
+        near(image.get_pixel(60, 5), [0, 0, 255]),
+        "{:?}",
+        image.get_pixel(60, 5)
+    );
+    // The image crate's decoder agrees.
+    let full = decode_image(&bytes, &limits()).unwrap().to_rgb8();
+    assert!(
+        near(full.get_pixel(5, 5), [255, 0, 0]),
+        "{:?}",
+        full.get_pixel(5, 5)
+    );
+}
+
+#[test]
+fn scaled_jpeg_decoding_hashes_like_full_decoding() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
+    let mut farthest = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("png") {
+            continue;
+        }
+        let image = image::open(&path).unwrap();
+        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
+        let scaled = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &loomguard::images::decode::decode_jpeg_scaled(
+                &jpeg,
+                &limits(),
+                loomguard::images::decode::JPEG_MIN_SIDE,
+            )
+            .unwrap(),
+        ));
+        let full = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &decode_image(&jpeg, &limits()).unwrap(),
+        ));
+        farthest = farthest.max(scaled.hash.distance(full.hash));
+    }
+    assert!(farthest <= 4, "{farthest}");
+}
+
+#[test]
+fn a_webp_hashes_like_the_same_picture_in_png() {
+    let image = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/coins.png"
+    ))
+    .unwrap();
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .encode(
+            image.to_luma8().as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
+    let png = encode(
+        &DynamicImage::ImageLuma8(image.to_luma8()),
+        ImageFormat::Png,
+    );
+    assert_eq!(
+        hash_bytes(&webp, &limits()).unwrap(),
+        hash_bytes(&png, &limits()).unwrap()
+    );
+}
