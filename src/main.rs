@@ -448,10 +448,11 @@ async fn start_http(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "listening");
-    let router: axum::Router = loomguard::api::health::router(loomguard::api::health::HealthState {
-        metrics: loomguard::metrics::global(),
-        kafka,
-    });
+    let router: axum::Router =
+        loomguard::api::health::router(loomguard::api::health::HealthState {
+            metrics: loomguard::metrics::global(),
+            kafka,
+        });
     Ok(tokio::spawn(loomguard::api::health::serve(
         listener,
         router,

@@ -105,7 +105,13 @@ impl Service {
             .env("LOOMGUARD_LOG", "info")
             // Without images the listener serves the operators' routes alone and closes
             // with the run; the complaint API has tests of its own (tests/api.rs).
-            .args(["run", "--listen", "127.0.0.1:0", "--no-progress", "--no-images"])
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-progress",
+                "--no-images",
+            ])
             .args(input)
             .args(args)
             .stdin(Stdio::piped())
