@@ -17,7 +17,9 @@ use time::OffsetDateTime;
 
 use super::{Checks, Inspection};
 use crate::contract::{Finding, Kind, ListingEvent, Op};
-use crate::images::hasher::{HashResult, ImageHasher};
+use crate::images::decode::DecodeError;
+use crate::images::fetch::FetchError;
+use crate::images::hasher::{HashResult, ImageHasher, ImageProblem};
 use crate::images::log::ImageLog;
 use crate::images::state::{ImageState, IndexedImage, LogRecord};
 use crate::images::{Detail, Perceptual};
@@ -98,6 +100,13 @@ impl ImageCheck {
 
     /// Writes the log's buffered records out.
     pub fn flush(&self) {
+        let indexed = {
+            let state = lock(&self.state);
+            state.listing_images() + state.original_hashes()
+        };
+        crate::metrics::global()
+            .image_index_entries
+            .set(i64::try_from(indexed).unwrap_or(i64::MAX));
         if let Some(log) = &self.log {
             let mut log = lock(log);
             if let Err(err) = log.flush() {
@@ -137,6 +146,7 @@ impl ImageCheck {
         for (event, inspection) in &mut wanting {
             for url in &event.listing.images {
                 let Some(result) = results.next() else { break };
+                count_outcome(&result);
                 match &result {
                     Ok(hash) => {
                         counts.hashed += 1;
@@ -295,4 +305,23 @@ fn duplicate_evidence(
         "max_distance": max_distance,
         "hash": hash.hash,
     })
+}
+
+/// Counts a fetch and decode in the image metrics: a fetch that failed was never decoded.
+fn count_outcome(result: &HashResult) {
+    let metrics = crate::metrics::global();
+    let (fetch, decode) = match result {
+        Ok(_) => ("ok", Some("ok")),
+        Err(ImageProblem::Fetch(FetchError::Timeout(_))) => ("timeout", None),
+        Err(ImageProblem::Fetch(FetchError::TooLarge(_))) => ("too_large", None),
+        Err(ImageProblem::Fetch(_)) => ("error", None),
+        Err(ImageProblem::Decode(
+            DecodeError::TooLarge { .. } | DecodeError::OverMemoryLimit(_),
+        )) => ("ok", Some("too_large")),
+        Err(ImageProblem::Decode(_)) => ("ok", Some("error")),
+    };
+    metrics.image_fetches.with_label_values(&[fetch]).inc();
+    if let Some(decode) = decode {
+        metrics.image_decodes.with_label_values(&[decode]).inc();
+    }
 }

@@ -181,5 +181,5 @@ impl ErrorStage {
     }
 }
 
-/// Outcomes of an image fetch or decode (the image check fills these; see the image issue).
+/// Outcomes of an image fetch or decode, as `crate::checks::images` counts them.
 pub const IMAGE_OUTCOMES: [&str; 4] = ["ok", "error", "timeout", "too_large"];

@@ -54,11 +54,11 @@ pub struct Metrics {
     kafka_assigned: IntGauge,
     /// The version `rules_info` names, if rules are loaded.
     rules_version: Mutex<Option<String>>,
-    /// Filled by the image check once it exists.
+    /// Filled by the image check, per image of a listing.
     pub image_fetches: IntCounterVec,
-    /// Filled by the image check once it exists.
+    /// Filled by the image check, per image that was fetched.
     pub image_decodes: IntCounterVec,
-    /// Filled by the image index once it exists.
+    /// Listing images and protected originals in the image index, after every batch.
     pub image_index_entries: IntGauge,
 }
 
