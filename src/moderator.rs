@@ -145,6 +145,12 @@ impl Moderator {
     /// here, on the caller's thread; if that fails the old set stays.
     pub fn replace_rules(&self, rules: Arc<RuleSet>) -> Result<(), BuildError> {
         let compiled = Compiled::new(rules)?;
+        if let Some(images) = &self.images {
+            images.replace_rules(
+                compiled.rules.images.clone(),
+                compiled.rules.holidays.clone(),
+            );
+        }
         self.current.store(Arc::new(compiled));
         Ok(())
     }

@@ -90,3 +90,33 @@ fn fetches_decodes_and_the_index_size_are_counted() {
     );
     assert_eq!(sample(&scrape, "loomguard_image_index_entries"), 1.0);
 }
+
+#[test]
+fn a_rule_reload_reaches_the_image_thresholds() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
+    let rules = RuleSet::load(dir).unwrap();
+    let hasher = ImageHasher::new(
+        Fetcher::new(FetchSettings::default()).unwrap(),
+        rules.images.decode,
+        10,
+    )
+    .unwrap();
+    let check = ImageCheck::new(
+        hasher,
+        rules.images.clone(),
+        rules.holidays.clone(),
+        ImageState::new(),
+        None,
+    );
+    let moderator = loomguard::moderator::Moderator::new(std::sync::Arc::new(rules), 1 << 20)
+        .unwrap()
+        .with_images(check.clone());
+    assert_eq!(check.rules().0.infringement_distance, 12);
+
+    let mut reloaded = RuleSet::load(dir).unwrap();
+    reloaded.images.infringement_distance = 9;
+    moderator
+        .replace_rules(std::sync::Arc::new(reloaded))
+        .unwrap();
+    assert_eq!(check.rules().0.infringement_distance, 9);
+}

@@ -223,7 +223,7 @@ pub async fn register_complaint(
 
     let now = OffsetDateTime::now_utc();
     let at = timestamp(now);
-    let radius = state.images.rules.infringement_distance;
+    let radius = state.images.rules().0.infringement_distance;
     let (registered, matches, decisions) = {
         let mut index = state.images.state();
         if index.complaint(&request.complaint_id).is_some() {
@@ -283,7 +283,7 @@ fn suppressions(
     at: &str,
 ) -> Vec<Decision> {
     let moderator = &state.moderator;
-    let rules = &state.images.rules;
+    let rules = &state.images.rules().0;
     let deadline = state.images.appeal_deadline(now);
     let mut by_listing: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for m in matches {
@@ -342,7 +342,7 @@ pub async fn complaint_matches(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let radius = state.images.rules.infringement_distance;
+    let radius = state.images.rules().0.infringement_distance;
     let index = state.images.state();
     let Some(complaint) = index.complaint(&id) else {
         return Err(ApiError::new(
@@ -371,7 +371,7 @@ pub async fn search(
     request: Result<Json<SearchRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = request?;
-    let rules = &state.images.rules;
+    let rules = &state.images.rules().0;
     let radius = request.max_distance.unwrap_or(rules.infringement_distance);
     if radius > rules.search_distance {
         return Err(ApiError::bad_request(
@@ -420,7 +420,7 @@ pub async fn listing_images(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let rules = &state.images.rules;
+    let rules = &state.images.rules().0;
     let index = state.images.state();
     let Some(live) = index.listing(&id) else {
         return Err(ApiError::new(

@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use arc_swap::ArcSwap;
+
 use time::OffsetDateTime;
 
 use super::{Checks, Inspection};
@@ -51,8 +53,9 @@ impl ImageCounts {
 #[derive(Debug)]
 pub struct ImageCheck {
     pub hasher: ImageHasher,
-    pub rules: ImageRules,
-    pub holidays: Holidays,
+    /// Thresholds and holidays, swapped by a rule reload ([`ImageCheck::replace_rules`]).
+    /// The decode limits stay those the hasher was built with.
+    rules: ArcSwap<(ImageRules, Holidays)>,
     state: Mutex<ImageState>,
     /// Appended under the state's lock, so the log's order is the state's.
     log: Option<Mutex<ImageLog>>,
@@ -74,12 +77,21 @@ impl ImageCheck {
     ) -> Arc<ImageCheck> {
         Arc::new(ImageCheck {
             hasher,
-            rules,
-            holidays,
+            rules: ArcSwap::from_pointee((rules, holidays)),
             state: Mutex::new(state),
             log: log.map(Mutex::new),
             counts: Mutex::new(ImageCounts::default()),
         })
+    }
+
+    /// The image rules in force now.
+    pub fn rules(&self) -> Arc<(ImageRules, Holidays)> {
+        self.rules.load_full()
+    }
+
+    /// Takes a reloaded rule set's thresholds and holidays.
+    pub fn replace_rules(&self, rules: ImageRules, holidays: Holidays) {
+        self.rules.store(Arc::new((rules, holidays)));
     }
 
     /// The index, locked; the log is appended to only through [`ImageCheck::record`].
@@ -121,7 +133,8 @@ impl ImageCheck {
 
     /// Whether a hashed picture has the detail to be matched.
     pub fn matchable(&self, hash: &Perceptual) -> bool {
-        hash.detail(self.rules.min_spread, self.rules.min_edges) == Detail::Enough
+        let rules = self.rules.load();
+        hash.detail(rules.0.min_spread, rules.0.min_edges) == Detail::Enough
     }
 
     /// The parallel half: hashes the images of every upsert among `events`, into their
@@ -208,7 +221,7 @@ impl ImageCheck {
                     })
             };
 
-            let infringement = self.rules.infringement_distance;
+            let infringement = self.rules.load().0.infringement_distance;
             if let Some(original) = state.originals_near(hash.hash, infringement).first() {
                 if let Some(mut finding) = field(Kind::Infringement) {
                     finding.evidence = Some(serde_json::json!({
@@ -225,7 +238,7 @@ impl ImageCheck {
                 }
             }
 
-            let duplicate = self.rules.duplicate_distance;
+            let duplicate = self.rules.load().0.duplicate_distance;
             let earlier = state
                 .listings_near(hash.hash, duplicate)
                 .into_iter()
@@ -268,9 +281,8 @@ impl ImageCheck {
 
     /// The end of the seller's time for counter-evidence, for a decision made `at`.
     pub fn appeal_deadline(&self, at: OffsetDateTime) -> String {
-        let deadline = self
-            .holidays
-            .working_days_after(at, self.rules.appeal_working_days);
+        let rules = self.rules.load();
+        let deadline = rules.1.working_days_after(at, rules.0.appeal_working_days);
         deadline
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| deadline.unix_timestamp().to_string())
