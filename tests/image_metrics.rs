@@ -23,6 +23,19 @@ fn sample(scrape: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in the scrape:\n{scrape}"))
 }
 
+/// An image check over an empty index, fetching with `settings`.
+fn image_check(rules: &RuleSet, settings: FetchSettings) -> std::sync::Arc<ImageCheck> {
+    let fetcher = Fetcher::new(settings).unwrap();
+    let hasher = ImageHasher::new(fetcher, rules.images.decode, 100).unwrap();
+    ImageCheck::new(
+        hasher,
+        rules.images.clone(),
+        rules.holidays.clone(),
+        ImageState::new(),
+        None,
+    )
+}
+
 #[test]
 fn fetches_decodes_and_the_index_size_are_counted() {
     let photo = std::fs::read(concat!(
@@ -40,19 +53,13 @@ fn fetches_decodes_and_the_index_size_are_counted() {
         "/rules"
     )))
     .unwrap();
-    let fetcher = Fetcher::new(FetchSettings {
-        allow_loopback: true,
-        total_timeout: Duration::from_secs(5),
-        ..FetchSettings::default()
-    })
-    .unwrap();
-    let hasher = ImageHasher::new(fetcher, rules.images.decode, 100).unwrap();
-    let check = ImageCheck::new(
-        hasher,
-        rules.images.clone(),
-        rules.holidays.clone(),
-        ImageState::new(),
-        None,
+    let check = image_check(
+        &rules,
+        FetchSettings {
+            allow_loopback: true,
+            total_timeout: Duration::from_secs(5),
+            ..FetchSettings::default()
+        },
     );
 
     let event: ListingEvent = serde_json::from_value(serde_json::json!({
@@ -95,19 +102,7 @@ fn fetches_decodes_and_the_index_size_are_counted() {
 fn a_rule_reload_reaches_the_image_thresholds() {
     let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
     let rules = RuleSet::load(dir).unwrap();
-    let hasher = ImageHasher::new(
-        Fetcher::new(FetchSettings::default()).unwrap(),
-        rules.images.decode,
-        10,
-    )
-    .unwrap();
-    let check = ImageCheck::new(
-        hasher,
-        rules.images.clone(),
-        rules.holidays.clone(),
-        ImageState::new(),
-        None,
-    );
+    let check = image_check(&rules, FetchSettings::default());
     let moderator = loomguard::moderator::Moderator::new(std::sync::Arc::new(rules), 1 << 20)
         .unwrap()
         .with_images(check.clone());
