@@ -264,24 +264,7 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
         .into_decoder()
         .map_err(|err| map_error(err, limits))?;
     let (width, height) = decoder.dimensions();
-    let too_large = |limit: String| DecodeError::TooLarge {
-        width,
-        height,
-        limit,
-    };
-    if width > limits.max_side || height > limits.max_side {
-        return Err(too_large(format!("{} pixels a side", limits.max_side)));
-    }
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(too_large(format!("{} pixels", limits.max_pixels)));
-    }
-    if width < limits.min_side || height < limits.min_side {
-        return Err(DecodeError::TooSmall {
-            width,
-            height,
-            min_side: limits.min_side,
-        });
-    }
+    check_size(width, height, limits)?;
     // A broken EXIF block only loses the orientation, not the image.
     let orientation = decoder
         .orientation()
