@@ -100,7 +100,7 @@ impl GroupWatch {
         }
         tracing::warn!(
             times = self.left_at.len(),
-            "the consumer left its group (no poll within max.poll.interval.ms); rejoining. \
+            "the consumer left its group (no poll within max.poll.interval.ms, or its session timed out); rejoining. \
              Offsets not yet committed are decided again by whoever owns the partitions now"
         );
         if self.left_at.len() >= LEFT_GROUP_LIMIT {

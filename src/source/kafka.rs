@@ -101,8 +101,8 @@ impl WorkerContext {
     }
 
     /// Whether the consumer left its group since the last call. librdkafka leaves the group
-    /// when the application has not polled for `max.poll.interval.ms` (a stalled process, a
-    /// paused container) and says so only in a log line; it rejoins on the next poll, but the
+    /// when the application has not polled for `max.poll.interval.ms`, or its session timed
+    /// out (a stalled process, a paused container), and says so only in a log line; it rejoins on the next poll, but the
     /// worker must know, because its partitions may have moved meanwhile.
     pub fn take_left_group(&self) -> bool {
         self.left_group.swap(false, Ordering::AcqRel)
@@ -116,7 +116,9 @@ impl WorkerContext {
 
 impl ClientContext for WorkerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        if facility == "MAXPOLL" {
+        // MAXPOLL: no poll within max.poll.interval.ms; SESSTMOUT: no heartbeat answered
+        // within the session (a paused process sees whichever its timers fire first).
+        if matches!(facility, "MAXPOLL" | "SESSTMOUT") {
             self.note_left_group();
         }
         match level {
