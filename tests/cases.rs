@@ -5,20 +5,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::Expected;
 use loomguard::contract::Kind;
-use serde::Deserialize;
 
 const TERM_KINDS: [&str; 3] = ["terms.prohibited", "terms.adlaw", "licence"];
-
-#[derive(Deserialize)]
-struct Expected {
-    event_id: String,
-    action: String,
-    kinds: Vec<String>,
-    absent_kinds: Vec<String>,
-    points: Option<u32>,
-    note: String,
-}
 
 fn is_term_kind(kind: &str) -> bool {
     TERM_KINDS.contains(&kind)

@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::Expected;
 use loomguard::contract::{Decision, Kind};
-use serde::Deserialize;
 
 const KINDS: [&str; 9] = [
     "duplicate.text",
@@ -20,15 +20,6 @@ const KINDS: [&str; 9] = [
     "title.mismatch",
     "category",
 ];
-
-#[derive(Deserialize)]
-struct Expected {
-    event_id: String,
-    action: String,
-    kinds: Vec<String>,
-    absent_kinds: Vec<String>,
-    note: String,
-}
 
 fn ours(decision: &Decision) -> BTreeSet<&'static str> {
     decision

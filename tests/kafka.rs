@@ -19,16 +19,6 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-fn brokers() -> Option<String> {
-    let brokers = std::env::var("LOOMGUARD_TEST_BROKERS")
-        .ok()
-        .filter(|b| !b.is_empty());
-    if brokers.is_none() {
-        eprintln!("skipped: set LOOMGUARD_TEST_BROKERS=host:port to run the Kafka tests (.ci/kafka/start starts a broker)");
-    }
-    brokers
-}
-
 /// Topic and group names no other test run uses.
 struct Names {
     input: String,
@@ -286,7 +276,9 @@ fn events(count: usize) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_event_gets_one_decision_keyed_by_listing_and_in_listing_order() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("order");
     create_topics(&brokers, &names);
     let worker = start_worker(&brokers, &names);
@@ -328,7 +320,9 @@ fn every_event_gets_one_decision_keyed_by_listing_and_in_listing_order() {
 
 #[test]
 fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowing() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("poison");
     create_topics(&brokers, &names);
     let worker = start_worker(&brokers, &names);
@@ -392,7 +386,9 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_its_partition_keeps_flowin
 
 #[test]
 fn two_workers_in_one_group_share_the_partitions_and_decide_everything() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("pair");
     create_topics(&brokers, &names);
     let first = start_worker(&brokers, &names);
@@ -415,7 +411,9 @@ fn two_workers_in_one_group_share_the_partitions_and_decide_everything() {
 
 #[test]
 fn a_worker_killed_mid_stream_loses_nothing_once_another_takes_over() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("kill");
     create_topics(&brokers, &names);
     let first = start_worker(&brokers, &names);
@@ -446,7 +444,9 @@ fn a_worker_killed_mid_stream_loses_nothing_once_another_takes_over() {
 
 #[test]
 fn exactly_once_a_read_committed_reader_sees_each_decision_once_across_a_crash() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("exactly-once");
     create_topics(&brokers, &names);
     let first = start_worker_with(&brokers, &names, &["--exactly-once"]);
@@ -471,7 +471,9 @@ fn exactly_once_a_read_committed_reader_sees_each_decision_once_across_a_crash()
 
 #[test]
 fn a_worker_stalled_past_the_poll_interval_notices_it_left_its_group_and_rejoins() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("stall");
     create_topics(&brokers, &names);
     // The shortest poll interval librdkafka accepts next to the worker's 10 s session.
@@ -501,7 +503,9 @@ fn a_worker_stalled_past_the_poll_interval_notices_it_left_its_group_and_rejoins
 
 #[test]
 fn a_worker_started_later_finds_duplicates_of_listings_another_worker_decided() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let names = names("shared-state");
     create_topics(&brokers, &names);
     // The same product twice: same attributes, title and description.

@@ -15,16 +15,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const PARTITIONS: i32 = 4;
 
-fn brokers() -> Option<String> {
-    let brokers = std::env::var("LOOMGUARD_TEST_BROKERS")
-        .ok()
-        .filter(|b| !b.is_empty());
-    if brokers.is_none() {
-        eprintln!("skipped: set LOOMGUARD_TEST_BROKERS=host:port to run the Kafka tests");
-    }
-    brokers
-}
-
 fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -133,7 +123,9 @@ fn worker(brokers: &str, topics: &Topics, more: &[&str]) -> Service {
 
 #[test]
 fn a_rule_change_reaches_a_kafka_worker_mid_stream() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let topics = topics("reload", &brokers);
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
@@ -189,7 +181,9 @@ fn a_rule_change_reaches_a_kafka_worker_mid_stream() {
 
 #[test]
 fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
     let topics = topics("metrics", &brokers);
     let input = topics.input.clone();
     let mut records: Vec<(String, String)> = (0..20).map(|n| (format!("S{n}"), event(n))).collect();

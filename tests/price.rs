@@ -5,21 +5,13 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::Expected;
 use loomguard::checks::price::learned::{Bounds, Source};
 use loomguard::checks::price::{Prepared, PreparedPrice, UnreadablePrices};
 use loomguard::checks::{Checks, Inspection, OrderedChecks, Scratch};
 use loomguard::contract::{Action, Finding, Kind, ListingEvent};
 use loomguard::rules::RuleSet;
-use serde::Deserialize;
 use serde_json::{json, Value};
-
-#[derive(Deserialize)]
-struct Expected {
-    event_id: String,
-    action: String,
-    kinds: Vec<String>,
-    absent_kinds: Vec<String>,
-}
 
 fn price_findings(findings: &[Finding]) -> Vec<&Finding> {
     findings.iter().filter(|f| f.kind == Kind::Price).collect()

@@ -12,6 +12,30 @@ use loomguard::decode::decode;
 use loomguard::moderator::Moderator;
 use loomguard::rules::RuleSet;
 
+/// One line of `tests/data/cases.expected.jsonl`: what a labelled case must come to.
+#[derive(serde::Deserialize)]
+pub struct Expected {
+    pub event_id: String,
+    pub action: String,
+    pub kinds: Vec<String>,
+    pub absent_kinds: Vec<String>,
+    #[serde(default)]
+    pub points: Option<u32>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `LOOMGUARD_TEST_BROKERS`, or `None` (and a note on stderr) when no broker is given.
+pub fn brokers() -> Option<String> {
+    let brokers = std::env::var("LOOMGUARD_TEST_BROKERS")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if brokers.is_none() {
+        eprintln!("skipped: set LOOMGUARD_TEST_BROKERS=host:port to run the Kafka tests (.ci/kafka/start starts a broker)");
+    }
+    brokers
+}
+
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
