@@ -347,16 +347,24 @@ fn labelled_cases_carry_exact_evidence() {
 /// rules/categories.toml. Run with `--nocapture` to see the distribution.
 #[test]
 fn the_stuffing_threshold_sits_above_every_clean_title() {
-    use loomguard::checks::folded::Folded;
+    use loomguard::checks::folded::{Folded, LexiconBuilder};
     use loomguard::checks::product::{distinct_products, ProductNouns, TitleProducts};
 
     let rules = loomguard::rules::RuleSet::load(&common::repo().join("rules")).unwrap();
-    let nouns = ProductNouns::new(&rules.taxonomy, &rules.title.intent).unwrap();
+    let mut lexicon = LexiconBuilder::default();
+    let nouns = ProductNouns::new(&rules.taxonomy, &rules.title.intent, &mut lexicon).unwrap();
+    let lexicon = lexicon.build().unwrap();
     let count = |title: &str| {
         let mut folded = Folded::default();
-        folded.fold(title);
+        folded.fold(title, &lexicon);
         let mut products = TitleProducts::default();
-        nouns.title(&folded, &mut Vec::new(), &mut Vec::new(), &mut products);
+        nouns.title(
+            &lexicon,
+            &folded,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut products,
+        );
         distinct_products(&folded, &products.phrase_heads).len()
     };
 

@@ -11,8 +11,7 @@
 //! landline with its area code (0…, 10–12 digits), a 400/800 number (10 digits), or seven or
 //! more digits right after a word such as 电话. An eight-digit batch or date number is none.
 
-use super::folded::{Folded, Hit, Words};
-use super::BuildError;
+use super::folded::{Folded, Hit, Lexicon, LexiconBuilder, Words};
 use crate::normalize::digit_of;
 use crate::rules::ContactRules;
 
@@ -78,30 +77,37 @@ fn is_gap(c: char) -> bool {
 }
 
 impl ContactDetector {
-    pub fn new(rules: &ContactRules) -> Result<ContactDetector, BuildError> {
+    pub fn new(rules: &ContactRules, lexicon: &mut LexiconBuilder) -> ContactDetector {
         let patterns = rules
             .qq
             .iter()
             .map(|w| (w.as_str(), QQ))
             .chain(rules.wechat.iter().map(|w| (w.as_str(), WECHAT)))
             .chain(rules.phone.iter().map(|w| (w.as_str(), PHONE)));
-        let markers = Words::new("contact-detail markers", patterns)?;
-        Ok(ContactDetector {
+        let markers = lexicon.list(patterns);
+        ContactDetector {
             markers,
             domains: rules.domains.clone(),
             gap: rules.gap.iter().filter_map(|g| g.chars().next()).collect(),
-        })
+        }
     }
 
     /// Appends every contact detail of `title` to `out`, in order of position.
-    pub fn find(&self, title: &Folded, hits: &mut Vec<Hit>, out: &mut Vec<Contact>) {
+    /// `title` is folded with the lexicon the detector was built into.
+    pub fn find(
+        &self,
+        lexicon: &Lexicon,
+        title: &Folded,
+        hits: &mut Vec<Hit>,
+        out: &mut Vec<Contact>,
+    ) {
         let chars = title.chars();
         let first = out.len();
 
         // Marker words first: what follows them is read by the marker's rule, and the digits
         // they claim are not read again as a bare number.
         hits.clear();
-        self.markers.find(title, hits);
+        self.markers.find(lexicon, title, hits);
         for hit in hits.iter() {
             if !ascii_bounded(chars, hit.start, hit.end) {
                 continue;

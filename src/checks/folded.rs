@@ -1,38 +1,84 @@
 //! A field folded one character at a time (full-width → ASCII, upper → lower case,
-//! traditional → simplified) for the consistency checks of the title and description.
+//! traditional → simplified) for the consistency checks of the title and description, and
+//! scanned for their words while it is folded.
 //!
 //! The term matchers read the normalised text, which drops spaces and symbols; the consistency
 //! checks need them (a space ends a product phrase, `×` separates two numbers of a fabric
 //! specification), and they need positions in the original. Folding keeps one character per
 //! original character, so a position in the folded text is the finding's span as it is.
+//!
+//! The word lists of those checks (product nouns and intent words, fibre names, contact-detail
+//! markers) share one [`Lexicon`]: one automaton, stepped through each character as it is
+//! folded, so that a field is read once however many lists there are. Each list is still
+//! read leftmost-longest on its own ([`Words::find_in`]): the automaton reports every
+//! occurrence, overlaps included, and a list picks its own from them.
+
+use std::collections::HashMap;
 
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 
 use super::BuildError;
 use crate::normalize::fold_char;
 
-/// One folded field, as a string and as characters, reused from event to event.
+/// One folded field, as a string and as characters, with the lexicon's words in it; reused
+/// from event to event.
 #[derive(Debug, Default, Clone)]
 pub struct Folded {
     text: String,
     chars: Vec<char>,
     /// Byte offset in `text` of each character, plus the end.
     offsets: Vec<usize>,
+    /// Every occurrence of a lexicon word, by start and then longest first.
+    occurrences: Vec<Occurrence>,
+}
+
+/// A lexicon word somewhere in a folded text, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Occurrence {
+    start: u32,
+    end: u32,
+    pattern: u32,
 }
 
 impl Folded {
-    /// Folds `original` into this buffer.
-    pub fn fold(&mut self, original: &str) {
+    /// Folds `original` into this buffer and finds the words of `lexicon` in it.
+    pub fn fold(&mut self, original: &str, lexicon: &Lexicon) {
         self.text.clear();
         self.chars.clear();
         self.offsets.clear();
+        self.occurrences.clear();
+        let Some(automaton) = &lexicon.automaton else {
+            for c in original.chars() {
+                self.push(fold_char(c));
+            }
+            self.offsets.push(self.text.len());
+            return;
+        };
+        let mut stepper = automaton.find_overlapping_stepper();
         for c in original.chars() {
             let folded = fold_char(c);
-            self.offsets.push(self.text.len());
-            self.text.push(folded);
-            self.chars.push(folded);
+            self.push(folded);
+            stepper.consume(folded);
+            let end = self.chars.len() as u32;
+            for found in stepper.matches() {
+                let pattern = found.value();
+                self.occurrences.push(Occurrence {
+                    start: end - lexicon.lengths[pattern as usize],
+                    end,
+                    pattern,
+                });
+            }
         }
         self.offsets.push(self.text.len());
+        // Found by end; lists read them leftmost-longest.
+        self.occurrences
+            .sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
+    }
+
+    fn push(&mut self, folded: char) {
+        self.offsets.push(self.text.len());
+        self.text.push(folded);
+        self.chars.push(folded);
     }
 
     pub fn text(&self) -> &str {
@@ -43,12 +89,6 @@ impl Folded {
         &self.chars
     }
 
-    /// The character offset of a byte offset in [`Folded::text`] (which must fall on a
-    /// character boundary, as automaton matches do).
-    pub fn char_at(&self, byte: usize) -> usize {
-        self.offsets.partition_point(|&offset| offset < byte)
-    }
-
     /// The folded characters `start..end` as a string.
     pub fn slice(&self, start: usize, end: usize) -> &str {
         let end = end.min(self.chars.len());
@@ -57,9 +97,29 @@ impl Folded {
     }
 }
 
-/// A word list searched leftmost-longest over folded text, each word carrying a value.
-pub struct Words {
+/// The word lists of the consistency checks in one automaton; see the module documentation.
+pub struct Lexicon {
     automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    /// Length in characters of each pattern.
+    lengths: Vec<u32>,
+    /// The (list, value) pairs of pattern `p` are `entries[first[p]..first[p + 1]]`.
+    first: Vec<u32>,
+    entries: Vec<(u32, u32)>,
+}
+
+/// Collects word lists, each returning the [`Words`] handle it is read through.
+#[derive(Default)]
+pub struct LexiconBuilder {
+    patterns: Vec<String>,
+    index: HashMap<String, usize>,
+    entries: Vec<Vec<(u32, u32)>>,
+    lists: u32,
+}
+
+/// One word list of a [`Lexicon`]: words found leftmost-longest, each carrying a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Words {
+    list: u32,
     len: usize,
 }
 
@@ -71,61 +131,131 @@ pub struct Hit {
     pub value: u32,
 }
 
-impl Words {
-    /// Compiles `words` (already folded: lower case, simplified), naming the list in errors.
-    pub fn new<'a>(
-        what: &str,
-        words: impl IntoIterator<Item = (&'a str, u32)>,
-    ) -> Result<Words, BuildError> {
-        let mut seen = std::collections::HashSet::new();
-        let patterns: Vec<(&str, u32)> = words
-            .into_iter()
-            .filter(|(word, _)| !word.is_empty() && seen.insert(*word))
+impl LexiconBuilder {
+    /// Adds a list of `words` (already folded: lower case, simplified); of a word listed twice,
+    /// the first value counts.
+    pub fn list<'a>(&mut self, words: impl IntoIterator<Item = (&'a str, u32)>) -> Words {
+        let list = self.lists;
+        self.lists += 1;
+        let mut len = 0;
+        for (word, value) in words {
+            if word.is_empty() {
+                continue;
+            }
+            let pattern = match self.index.get(word) {
+                Some(&p) => p,
+                None => {
+                    self.patterns.push(word.to_owned());
+                    self.entries.push(Vec::new());
+                    self.index.insert(word.to_owned(), self.patterns.len() - 1);
+                    self.patterns.len() - 1
+                }
+            };
+            let entries = &mut self.entries[pattern];
+            if entries.iter().all(|&(l, _)| l != list) {
+                entries.push((list, value));
+                len += 1;
+            }
+        }
+        Words { list, len }
+    }
+
+    pub fn build(self) -> Result<Lexicon, BuildError> {
+        let lengths = self
+            .patterns
+            .iter()
+            .map(|p| p.chars().count() as u32)
             .collect();
-        let len = patterns.len();
-        if patterns.is_empty() {
-            return Ok(Words {
-                automaton: None,
-                len,
-            });
+        let mut first = Vec::with_capacity(self.entries.len() + 1);
+        let mut entries = Vec::new();
+        for pattern_entries in &self.entries {
+            first.push(entries.len() as u32);
+            entries.extend_from_slice(pattern_entries);
         }
-        let automaton = CharwiseDoubleArrayAhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build_with_values(patterns)
-            .map_err(|err| BuildError {
-                what: what.to_owned(),
-                reason: err.to_string(),
-            })?;
-        Ok(Words {
-            automaton: Some(automaton),
-            len,
-        })
-    }
-
-    /// Every word in `folded` between characters `from..to`, left to right.
-    pub fn find_in(&self, folded: &Folded, from: usize, to: usize, out: &mut Vec<Hit>) {
-        let Some(automaton) = &self.automaton else {
-            return;
+        first.push(entries.len() as u32);
+        let automaton = if self.patterns.is_empty() {
+            None
+        } else {
+            let patterns = self
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.as_str(), i as u32));
+            Some(
+                CharwiseDoubleArrayAhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build_with_values(patterns)
+                    .map_err(|err| BuildError {
+                        what: "word lists of the consistency checks".to_owned(),
+                        reason: err.to_string(),
+                    })?,
+            )
         };
-        let base = folded.offsets[from.min(folded.chars.len())];
-        for m in automaton.leftmost_find_iter(folded.slice(from, to)) {
-            out.push(Hit {
-                start: folded.char_at(base + m.start()),
-                end: folded.char_at(base + m.end()),
-                value: m.value(),
-            });
-        }
-    }
-
-    /// Every word in the whole of `folded`.
-    pub fn find(&self, folded: &Folded, out: &mut Vec<Hit>) {
-        self.find_in(folded, 0, folded.chars.len(), out);
+        Ok(Lexicon {
+            automaton,
+            lengths,
+            first,
+            entries,
+        })
     }
 }
 
-impl std::fmt::Debug for Words {
+impl Lexicon {
+    /// The value `list` gives a pattern, if the pattern is one of its words.
+    fn value(&self, pattern: u32, list: u32) -> Option<u32> {
+        let p = pattern as usize;
+        let range = self.first[p] as usize..self.first[p + 1] as usize;
+        self.entries[range]
+            .iter()
+            .find(|&&(l, _)| l == list)
+            .map(|&(_, value)| value)
+    }
+}
+
+impl Words {
+    /// Every word of the list in `folded` (folded with `lexicon`, the lexicon the list belongs
+    /// to) between characters `from..to`, leftmost-longest, left to right.
+    pub fn find_in(
+        &self,
+        lexicon: &Lexicon,
+        folded: &Folded,
+        from: usize,
+        to: usize,
+        out: &mut Vec<Hit>,
+    ) {
+        let mut next = from;
+        for o in &folded.occurrences {
+            let (start, end) = (o.start as usize, o.end as usize);
+            if start < next || end > to {
+                continue;
+            }
+            if let Some(value) = lexicon.value(o.pattern, self.list) {
+                out.push(Hit { start, end, value });
+                next = end;
+            }
+        }
+    }
+
+    /// Every word of the list in the whole of `folded`.
+    pub fn find(&self, lexicon: &Lexicon, folded: &Folded, out: &mut Vec<Hit>) {
+        self.find_in(lexicon, folded, 0, folded.chars.len(), out);
+    }
+
+    /// Words in the list.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for Lexicon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Words").field("words", &self.len).finish()
+        f.debug_struct("Lexicon")
+            .field("patterns", &self.lengths.len())
+            .finish()
     }
 }
 
@@ -143,12 +273,65 @@ mod tests {
 
     #[test]
     fn folding_keeps_one_character_per_character() {
+        let lexicon = LexiconBuilder::default().build().unwrap();
         let mut folded = Folded::default();
-        folded.fold("ＱＱ 頂級 ①③");
+        folded.fold("ＱＱ 頂級 ①③", &lexicon);
         assert_eq!(folded.text(), "qq 顶级 ①③");
         assert_eq!(folded.chars().len(), "ＱＱ 頂級 ①③".chars().count());
-        assert_eq!(folded.char_at("qq 顶".len()), 4);
         assert_eq!(folded.slice(3, 5), "顶级");
         assert_eq!(original_slice("ＱＱ 頂級", 3, 5), "頂級");
+    }
+
+    fn words(
+        words: &Words,
+        lexicon: &Lexicon,
+        folded: &Folded,
+        from: usize,
+        to: usize,
+    ) -> Vec<(usize, usize, u32)> {
+        let mut hits = Vec::new();
+        words.find_in(lexicon, folded, from, to, &mut hits);
+        hits.iter().map(|h| (h.start, h.end, h.value)).collect()
+    }
+
+    #[test]
+    fn each_list_is_read_leftmost_longest_on_its_own() {
+        let mut builder = LexiconBuilder::default();
+        let nouns = builder.list([("棉布", 1), ("全棉布料", 2), ("布料", 3)]);
+        let fibres = builder.list([("棉", 10), ("全棉", 11), ("涤纶", 12)]);
+        let lexicon = builder.build().unwrap();
+        let mut folded = Folded::default();
+        folded.fold("全棉布料 涤纶棉布", &lexicon);
+        // 全棉布料 is one noun; the fibre list reads 全棉 there, unaware of the noun.
+        assert_eq!(
+            words(&nouns, &lexicon, &folded, 0, 9),
+            [(0, 4, 2), (7, 9, 1)]
+        );
+        assert_eq!(
+            words(&fibres, &lexicon, &folded, 0, 9),
+            [(0, 2, 11), (5, 7, 12), (7, 8, 10)]
+        );
+        // A range keeps only the words inside it.
+        assert_eq!(
+            words(&nouns, &lexicon, &folded, 1, 9),
+            [(1, 3, 1), (7, 9, 1)]
+        );
+        assert_eq!(
+            words(&fibres, &lexicon, &folded, 0, 7),
+            [(0, 2, 11), (5, 7, 12)]
+        );
+    }
+
+    #[test]
+    fn a_word_in_two_lists_keeps_each_lists_value() {
+        let mut builder = LexiconBuilder::default();
+        let a = builder.list([("涤棉", 1), ("涤棉", 9)]);
+        let b = builder.list([("涤棉", 2)]);
+        assert_eq!((a.len(), b.len()), (1, 1));
+        let lexicon = builder.build().unwrap();
+        let mut folded = Folded::default();
+        folded.fold("ＴＣ涤棉", &lexicon);
+        assert_eq!(words(&a, &lexicon, &folded, 0, 4), [(2, 4, 1)]);
+        assert_eq!(words(&b, &lexicon, &folded, 0, 4), [(2, 4, 2)]);
     }
 }

@@ -42,7 +42,7 @@ use crate::contract::{Finding, Kind, ListingEvent, Op};
 use crate::metrics::{Check, CheckClock};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{CompositionRules, DuplicateRules, ListingRules, RuleSet, Taxonomy};
-use folded::{original_slice, Folded};
+use folded::{original_slice, Folded, Lexicon, LexiconBuilder};
 
 pub use terms::TermMatcher;
 
@@ -60,6 +60,8 @@ pub struct Checks {
     products: product::ProductNouns,
     composition: CompositionRules,
     fibres: composition::parse::CompositionParser,
+    /// The word lists of `contact`, `products` and `fibres`, read in one pass per field.
+    lexicon: Lexicon,
     duplicates: DuplicateRules,
 }
 
@@ -97,15 +99,21 @@ pub struct Inspection {
 
 impl Checks {
     pub fn new(rules: &RuleSet) -> Result<Checks, BuildError> {
+        let mut lexicon = LexiconBuilder::default();
+        let contact = contact::ContactDetector::new(&rules.title.contact, &mut lexicon);
+        let products =
+            product::ProductNouns::new(&rules.taxonomy, &rules.title.intent, &mut lexicon)?;
+        let fibres = composition::parse::CompositionParser::new(&rules.composition, &mut lexicon);
         Ok(Checks {
             terms: TermMatcher::new(&rules.terms)?,
             listing: rules.listing.clone(),
             price: price::PriceCheck::new(&rules.prices),
-            contact: contact::ContactDetector::new(&rules.title.contact)?,
+            contact,
             taxonomy: rules.taxonomy.clone(),
-            products: product::ProductNouns::new(&rules.taxonomy, &rules.title.intent)?,
+            products,
             composition: rules.composition.clone(),
-            fibres: composition::parse::CompositionParser::new(&rules.composition)?,
+            fibres,
+            lexicon: lexicon.build()?,
             duplicates: rules.duplicates.clone(),
         })
     }
@@ -159,12 +167,18 @@ impl Checks {
     ) {
         let listing = &event.listing;
         let title = listing.title.as_deref().unwrap_or("");
-        scratch.title.fold(title);
-        scratch.description.fold(&listing.description);
+        scratch.title.fold(title, &self.lexicon);
+        scratch
+            .description
+            .fold(&listing.description, &self.lexicon);
 
         scratch.contacts.clear();
-        self.contact
-            .find(&scratch.title, &mut scratch.hits, &mut scratch.contacts);
+        self.contact.find(
+            &self.lexicon,
+            &scratch.title,
+            &mut scratch.hits,
+            &mut scratch.contacts,
+        );
         for contact in &scratch.contacts {
             let evidence = serde_json::json!({
                 "contact": contact.kind.as_str(),
@@ -182,13 +196,17 @@ impl Checks {
         clock.lap(Check::Contact);
 
         self.products.title(
+            &self.lexicon,
             &scratch.title,
             &mut scratch.hits,
             &mut scratch.nouns,
             &mut scratch.products,
         );
-        self.products
-            .scan(&scratch.description, &mut scratch.description_hits);
+        self.products.scan(
+            &self.lexicon,
+            &scratch.description,
+            &mut scratch.description_hits,
+        );
         product::check(self, listing, scratch, out);
         clock.lap(Check::Product);
         category::check(self, listing, scratch, out);

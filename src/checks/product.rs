@@ -12,7 +12,7 @@
 
 use serde_json::json;
 
-use super::folded::{Folded, Hit, Words};
+use super::folded::{Folded, Hit, Lexicon, LexiconBuilder, Words};
 use super::{BuildError, Checks, Scratch};
 use crate::contract::{Finding, Kind, Listing};
 use crate::rules::{IntentRules, Taxonomy};
@@ -50,7 +50,11 @@ pub struct ProductNouns {
 }
 
 impl ProductNouns {
-    pub fn new(taxonomy: &Taxonomy, intent: &IntentRules) -> Result<ProductNouns, BuildError> {
+    pub fn new(
+        taxonomy: &Taxonomy,
+        intent: &IntentRules,
+        lexicon: &mut LexiconBuilder,
+    ) -> Result<ProductNouns, BuildError> {
         // Ignored words first, so that a word listed both ways is ignored.
         let ignored = taxonomy.ignore.iter().map(|w| (w.as_str(), IGNORED));
         let usage = taxonomy.usage.iter().map(|w| (w.as_str(), USAGE));
@@ -89,13 +93,14 @@ impl ProductNouns {
             .chain(intent.purchase.iter().map(|w| (w.as_str(), PURCHASE)));
         let words = ignored.chain(usage).chain(intents).chain(nouns);
         Ok(ProductNouns {
-            words: Words::new("product nouns", words)?,
+            words: lexicon.list(words),
         })
     }
 
     /// Every product noun in characters `from..to` of `text`, left to right.
     pub fn nouns(
         &self,
+        lexicon: &Lexicon,
         text: &Folded,
         from: usize,
         to: usize,
@@ -103,7 +108,7 @@ impl ProductNouns {
         out: &mut Vec<Noun>,
     ) {
         hits.clear();
-        self.words.find_in(text, from, to, hits);
+        self.words.find_in(lexicon, text, from, to, hits);
         out.extend(hits.iter().filter(|h| h.value < NEUTRAL).map(|h| Noun {
             start: h.start,
             end: h.end,
@@ -136,15 +141,16 @@ impl ProductNouns {
     }
 
     /// Every word of `text`: nouns, usage, ignored and intent words, left to right.
-    pub fn scan(&self, text: &Folded, hits: &mut Vec<Hit>) {
+    pub fn scan(&self, lexicon: &Lexicon, text: &Folded, hits: &mut Vec<Hit>) {
         hits.clear();
-        self.words.find(text, hits);
+        self.words.find(lexicon, text, hits);
     }
 
     /// The head noun and phrase heads of a title; `hits` is left holding every word of the
     /// title, for the intent check.
     pub fn title(
         &self,
+        lexicon: &Lexicon,
         title: &Folded,
         hits: &mut Vec<Hit>,
         nouns: &mut Vec<Noun>,
@@ -153,7 +159,7 @@ impl ProductNouns {
         nouns.clear();
         out.head = None;
         out.phrase_heads.clear();
-        self.nouns(title, 0, title.chars().len(), hits, nouns);
+        self.nouns(lexicon, title, 0, title.chars().len(), hits, nouns);
 
         let chars = title.chars();
         for (i, noun) in nouns.iter().enumerate() {
@@ -276,11 +282,20 @@ mod tests {
     fn heads(title: &str) -> (Option<String>, Vec<String>) {
         let rules = RuleSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let products = ProductNouns::new(&rules.taxonomy, &rules.title.intent).unwrap();
+        let mut lexicon = LexiconBuilder::default();
+        let products =
+            ProductNouns::new(&rules.taxonomy, &rules.title.intent, &mut lexicon).unwrap();
+        let lexicon = lexicon.build().unwrap();
         let mut folded = Folded::default();
-        folded.fold(title);
+        folded.fold(title, &lexicon);
         let mut out = TitleProducts::default();
-        products.title(&folded, &mut Vec::new(), &mut Vec::new(), &mut out);
+        products.title(
+            &lexicon,
+            &folded,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut out,
+        );
         let word = |n: &Noun| folded.slice(n.start, n.end).to_owned();
         (
             out.head.as_ref().map(word),

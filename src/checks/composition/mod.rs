@@ -40,10 +40,14 @@ pub(super) fn check(
     let Some(attribute) = listing.attributes.get(&rules.attribute) else {
         return;
     };
-    scratch.attribute.fold(attribute);
-    let claims = checks
-        .fibres
-        .claims(rules, &scratch.attribute, Mode::Attribute, &mut scratch.lex);
+    scratch.attribute.fold(attribute, &checks.lexicon);
+    let claims = checks.fibres.claims(
+        &checks.lexicon,
+        rules,
+        &scratch.attribute,
+        Mode::Attribute,
+        &mut scratch.lex,
+    );
     let Some(declared) = merge(rules, claims) else {
         return;
     };
@@ -57,10 +61,13 @@ pub(super) fn check(
             listing.description.as_str(),
         ),
     ] {
-        for claim in checks
-            .fibres
-            .claims(rules, folded, Mode::FreeText, &mut scratch.lex)
-        {
+        for claim in checks.fibres.claims(
+            &checks.lexicon,
+            rules,
+            folded,
+            Mode::FreeText,
+            &mut scratch.lex,
+        ) {
             if !valid(&claim) {
                 continue;
             }
@@ -257,11 +264,17 @@ pub type ReadPart = (String, Option<f64>, bool);
 /// decision.
 pub fn read(checks: &Checks, text: &str, mode: Mode) -> Vec<Vec<ReadPart>> {
     let mut folded = Folded::default();
-    folded.fold(text);
+    folded.fold(text, &checks.lexicon);
     let rules = &checks.composition;
     checks
         .fibres
-        .claims(rules, &folded, mode, &mut parse::LexBuffers::default())
+        .claims(
+            &checks.lexicon,
+            rules,
+            &folded,
+            mode,
+            &mut parse::LexBuffers::default(),
+        )
         .into_iter()
         .map(|claim| {
             claim

@@ -15,8 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::checks::folded::{Folded, Hit, Words};
-use crate::checks::BuildError;
+use crate::checks::folded::{Folded, Hit, Lexicon, LexiconBuilder, Words};
 use crate::rules::CompositionRules;
 
 const FIBRE: u32 = 0;
@@ -86,7 +85,7 @@ pub struct CompositionParser {
 }
 
 impl CompositionParser {
-    pub fn new(rules: &CompositionRules) -> Result<CompositionParser, BuildError> {
+    pub fn new(rules: &CompositionRules, lexicon: &mut LexiconBuilder) -> CompositionParser {
         let hand_feel = rules.hand_feel.iter().map(|w| (w.as_str(), HAND_FEEL));
         let blends = rules
             .blends
@@ -97,23 +96,25 @@ impl CompositionParser {
             .names
             .iter()
             .map(|(n, f)| (n.as_str(), FIBRE | *f as u32));
-        Ok(CompositionParser {
-            words: Words::new("fibre names", hand_feel.chain(blends).chain(names))?,
+        CompositionParser {
+            words: lexicon.list(hand_feel.chain(blends).chain(names)),
             codes: rules.codes.iter().cloned().collect(),
             pure_prefixes: rules.pure_prefixes.clone(),
-        })
+        }
     }
 
     /// Every claim in `text`, in order.
+    /// `text` is folded with the lexicon the parser was built into.
     pub fn claims(
         &self,
+        lexicon: &Lexicon,
         rules: &CompositionRules,
         text: &Folded,
         mode: Mode,
         buffers: &mut LexBuffers,
     ) -> Vec<Claim> {
         buffers.hits.clear();
-        self.words.find(text, &mut buffers.hits);
+        self.words.find(lexicon, text, &mut buffers.hits);
         // Every claim names a fibre, a blend or a fibre code: most descriptions name none, and
         // need no lexing at all.
         if !self.names_a_fibre(text, &buffers.hits) {

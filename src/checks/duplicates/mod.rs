@@ -26,9 +26,10 @@
 
 pub mod sketch;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 pub use sketch::{Sketch, SketchBuilder};
@@ -101,8 +102,10 @@ struct Entry {
 #[derive(Debug)]
 pub struct DuplicateIndex {
     capacity: usize,
-    by_seller: HashMap<Arc<str>, Vec<Entry>>,
-    seller_of: HashMap<Arc<str>, Arc<str>>,
+    // Ids come from the publishing pipeline, not from sellers, so a fast hash without
+    // flooding resistance is safe here; this is the ordered, single-threaded stage.
+    by_seller: FxHashMap<Arc<str>, Vec<Entry>>,
+    seller_of: FxHashMap<Arc<str>, Arc<str>>,
     /// Writes in order, for eviction; entries written over since are skipped by their stamp.
     order: VecDeque<(u64, Arc<str>)>,
     clock: u64,
@@ -112,8 +115,8 @@ impl DuplicateIndex {
     pub fn new(capacity: usize) -> DuplicateIndex {
         DuplicateIndex {
             capacity: capacity.max(1),
-            by_seller: HashMap::new(),
-            seller_of: HashMap::new(),
+            by_seller: FxHashMap::default(),
+            seller_of: FxHashMap::default(),
             order: VecDeque::new(),
             clock: 0,
         }

@@ -52,9 +52,10 @@ pub struct SketchBuilder<'a> {
     key_attributes: &'a [String],
     key: Xxh3Default,
     exact: Xxh3Default,
-    /// Set-bit counts of the 3-gram hashes: 16-bit lanes, four bits of the hash per word
-    /// (bits 4i..4i+3 in `lanes[i]`), so that one 3-gram costs 16 additions, not 64.
-    lanes: [u64; 16],
+    /// Set-bit counts of the 3-gram hashes in 8-bit lanes, one byte of the hash per word
+    /// (bit 8i+j in byte j of `lanes[i]`), so that one 3-gram costs 8 additions, not 64;
+    /// flushed into `counts` before a lane can overflow.
+    lanes: [u64; 8],
     /// Total weight added to every lane since the last flush.
     weight: u32,
     /// Lanes flushed before they could overflow, and the weight they held.
@@ -81,7 +82,7 @@ impl<'a> SketchBuilder<'a> {
             key_attributes,
             key,
             exact,
-            lanes: [0; 16],
+            lanes: [0; 8],
             weight: 0,
             counts: [0; 64],
             total: 0,
@@ -148,24 +149,26 @@ impl<'a> SketchBuilder<'a> {
         }
     }
 
+    /// `weight` is 1 or 2 ([`SketchBuilder::add`]), so a set bit adds `1 << (weight - 1)`.
     fn count(&mut self, gram: u64, weight: u32) {
-        let hash = mix(gram);
-        let weight64 = u64::from(weight);
-        for (i, lane) in self.lanes.iter_mut().enumerate() {
-            *lane += NIBBLE_LANES[((hash >> (4 * i)) & 0xF) as usize] * weight64;
+        debug_assert!((1..=MAX_WEIGHT).contains(&weight));
+        let hash = mix(gram).to_le_bytes();
+        let shift = weight - 1;
+        for (lane, byte) in self.lanes.iter_mut().zip(hash) {
+            *lane += BYTE_LANES[usize::from(byte)] << shift;
         }
         self.weight += weight;
         self.total += weight;
         self.shingles += 1;
-        if self.weight >= u32::from(u16::MAX) - 4 {
+        if self.weight > u32::from(u8::MAX) - MAX_WEIGHT {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
         for (i, lane) in self.lanes.iter_mut().enumerate() {
-            for j in 0..4 {
-                self.counts[4 * i + j] += ((*lane >> (16 * j)) & 0xFFFF) as u32;
+            for (j, count) in lane.to_le_bytes().into_iter().enumerate() {
+                self.counts[8 * i + j] += u32::from(count);
             }
             *lane = 0;
         }
@@ -179,15 +182,18 @@ fn frame(hasher: &mut Xxh3Default, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-/// For each nibble value, its four bits spread into four 16-bit lanes.
-const NIBBLE_LANES: [u64; 16] = {
-    let mut table = [0u64; 16];
+/// The largest weight one 3-gram is counted with (a title's).
+const MAX_WEIGHT: u32 = 2;
+
+/// For each byte value, its eight bits spread into the eight bytes of a word.
+const BYTE_LANES: [u64; 256] = {
+    let mut table = [0u64; 256];
     let mut n = 0;
-    while n < 16 {
+    while n < 256 {
         let mut j = 0;
-        while j < 4 {
+        while j < 8 {
             if n >> j & 1 == 1 {
-                table[n] |= 1 << (16 * j);
+                table[n] |= 1 << (8 * j);
             }
             j += 1;
         }
