@@ -44,6 +44,31 @@ impl Normalized {
         &self.text
     }
 
+    /// Empties the text, for [`Normalized::push_original`].
+    pub(crate) fn clear(&mut self, capacity: usize) {
+        self.text.clear();
+        self.text.reserve(capacity);
+    }
+
+    /// Appends the normal form of one original character: what [`Normalizer::normalize_into`]
+    /// does for each character, for a caller that walks the characters anyway.
+    #[inline]
+    pub(crate) fn push_original(&mut self, c: char) {
+        if c.is_ascii() {
+            match c {
+                'a'..='z' | '0'..='9' | '%' => self.text.push(c),
+                'A'..='Z' => self.text.push(c.to_ascii_lowercase()),
+                _ => {}
+            }
+            return;
+        }
+        match bmp_table().get(c as usize) {
+            Some(&code) if code == c as u32 => self.text.push(c),
+            Some(&code) => push_normal(&mut self.text, decode_normal(code)),
+            None => push_normal(&mut self.text, normalize_slow(c)),
+        }
+    }
+
     /// Maps `text[byte_start..byte_end]` (a non-empty match inside the normalised text of
     /// `original`) back to `original` by normalising it again up to the end of the match.
     pub fn locate(&self, original: &str, byte_start: usize, byte_end: usize) -> Located {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 
 use super::BuildError;
-use crate::normalize::fold_char;
+use crate::normalize::{fold_char, Normalized};
 
 /// One folded field, as a string and as characters, with the lexicon's words in it; reused
 /// from event to event.
@@ -27,7 +27,7 @@ pub struct Folded {
     text: String,
     chars: Vec<char>,
     /// Byte offset in `text` of each character, plus the end.
-    offsets: Vec<usize>,
+    offsets: Vec<u32>,
     /// Every occurrence of a lexicon word, by start and then longest first.
     occurrences: Vec<Occurrence>,
 }
@@ -43,19 +43,40 @@ struct Occurrence {
 impl Folded {
     /// Folds `original` into this buffer and finds the words of `lexicon` in it.
     pub fn fold(&mut self, original: &str, lexicon: &Lexicon) {
+        self.fold_with(original, lexicon, |_| {});
+    }
+
+    /// [`Folded::fold`], and the normal form of `original` into `normalized` in the same pass.
+    pub fn fold_normalizing(
+        &mut self,
+        original: &str,
+        lexicon: &Lexicon,
+        normalized: &mut Normalized,
+    ) {
+        normalized.clear(original.len());
+        self.fold_with(original, lexicon, |c| normalized.push_original(c));
+    }
+
+    fn fold_with(&mut self, original: &str, lexicon: &Lexicon, mut each: impl FnMut(char)) {
         self.text.clear();
         self.chars.clear();
         self.offsets.clear();
         self.occurrences.clear();
+        // Characters are at most as many as bytes.
+        self.text.reserve(original.len());
+        self.chars.reserve(original.len());
+        self.offsets.reserve(original.len() + 1);
         let Some(automaton) = &lexicon.automaton else {
             for c in original.chars() {
+                each(c);
                 self.push(fold_char(c));
             }
-            self.offsets.push(self.text.len());
+            self.offsets.push(self.text.len() as u32);
             return;
         };
         let mut stepper = automaton.find_overlapping_stepper();
         for c in original.chars() {
+            each(c);
             let folded = fold_char(c);
             self.push(folded);
             stepper.consume(folded);
@@ -69,14 +90,15 @@ impl Folded {
                 });
             }
         }
-        self.offsets.push(self.text.len());
+        self.offsets.push(self.text.len() as u32);
         // Found by end; lists read them leftmost-longest.
         self.occurrences
             .sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
     }
 
+    #[inline]
     fn push(&mut self, folded: char) {
-        self.offsets.push(self.text.len());
+        self.offsets.push(self.text.len() as u32);
         self.text.push(folded);
         self.chars.push(folded);
     }
@@ -93,7 +115,7 @@ impl Folded {
     pub fn slice(&self, start: usize, end: usize) -> &str {
         let end = end.min(self.chars.len());
         let start = start.min(end);
-        &self.text[self.offsets[start]..self.offsets[end]]
+        &self.text[self.offsets[start] as usize..self.offsets[end] as usize]
     }
 }
 

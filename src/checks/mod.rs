@@ -38,7 +38,7 @@ pub mod product;
 pub mod stock;
 pub mod terms;
 
-use crate::contract::{Finding, Kind, ListingEvent, Op};
+use crate::contract::{FieldName, Finding, Kind, ListingEvent, Op};
 use crate::metrics::{Check, CheckClock};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{CompositionRules, DuplicateRules, ListingRules, RuleSet, Taxonomy};
@@ -70,6 +70,7 @@ pub struct Checks {
 pub struct Scratch {
     pub(crate) normalized: Normalized,
     pub(crate) seller_licences: Vec<String>,
+    pub(crate) occurrences: Vec<terms::Occurrence>,
     pub(crate) price_unit: price::UnitScratch,
     pub(crate) title: Folded,
     pub(crate) contacts: Vec<contact::Contact>,
@@ -126,21 +127,37 @@ impl Checks {
         }
         let mut clock = CheckClock::start();
 
-        // Each text field is normalised once and read by every check that needs it.
+        // Each text field is normalised once and read by every check that needs it; the title
+        // and description are folded in the same pass, for the consistency checks.
         let mut content = duplicates::SketchBuilder::new(
             event,
             &self.duplicates.key_attributes,
             &mut scratch.normalized,
         );
         self.terms.prepare_seller(event, scratch);
+        if event.listing.title.is_none() {
+            scratch.title.fold("", &self.lexicon);
+        }
         for (field, text) in event.text_fields() {
-            Normalizer.normalize_into(text, &mut scratch.normalized);
+            let normalized = &mut scratch.normalized;
+            match field {
+                FieldName::Title => scratch
+                    .title
+                    .fold_normalizing(text, &self.lexicon, normalized),
+                FieldName::Description => {
+                    scratch
+                        .description
+                        .fold_normalizing(text, &self.lexicon, normalized)
+                }
+                FieldName::Attribute(_) => Normalizer.normalize_into(text, normalized),
+            }
             let normalized = &scratch.normalized;
             self.terms.scan_field(
                 field,
                 text,
                 normalized,
                 &scratch.seller_licences,
+                &mut scratch.occurrences,
                 &mut inspection.findings,
             );
             content.add(field, normalized);
@@ -157,7 +174,8 @@ impl Checks {
         inspection
     }
 
-    /// The consistency checks of handbook 3.1.2 on one listing.
+    /// The consistency checks of handbook 3.1.2 on one listing, whose title and description
+    /// `scratch` holds folded.
     fn check_consistency(
         &self,
         event: &ListingEvent,
@@ -167,11 +185,6 @@ impl Checks {
     ) {
         let listing = &event.listing;
         let title = listing.title.as_deref().unwrap_or("");
-        scratch.title.fold(title, &self.lexicon);
-        scratch
-            .description
-            .fold(&listing.description, &self.lexicon);
-
         scratch.contacts.clear();
         self.contact.find(
             &self.lexicon,

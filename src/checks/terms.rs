@@ -1,12 +1,16 @@
 //! Banned terms: prohibited goods by tier (handbook 3.3), Advertising-Law words (3.4) and the
 //! licence-gated goods of tier 5 and tier 2's hazardous chemicals.
 //!
-//! Each pack is one charwise double-array Aho-Corasick automaton (daachorse) holding the
-//! pack's banned terms and its allow-list, searched leftmost-longest over the normalised
-//! text. Longest-wins is what makes the rule files work: a more specific term (tier 3's 枪支配件)
-//! beats the general one it contains (tier 1's 枪支), and an allow term beats the banned word
-//! inside it (最低起订量 over 最低). Every title, description and attribute value is normalised
-//! once and scanned by every pack.
+//! Each pack holds its banned terms and its allow-list, read leftmost-longest over the
+//! normalised text. Longest-wins is what makes the rule files work: a more specific term (tier
+//! 3's 枪支配件) beats the general one it contains (tier 1's 枪支), and an allow term beats the
+//! banned word inside it (最低起订量 over 最低). The packs share one charwise double-array
+//! Aho-Corasick automaton (daachorse), so that every title, description and attribute value is
+//! normalised once and read once: the automaton reports every occurrence, overlaps included,
+//! and each pack picks its own leftmost-longest matches from them, as if it had an automaton of
+//! its own.
+
+use std::collections::HashMap;
 
 use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
 
@@ -15,7 +19,7 @@ use crate::contract::{FieldName, Finding, Kind, ListingEvent};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{ContextRule, Pack, TermRule, TermRules};
 
-/// What a pattern in an automaton stands for.
+/// What a pattern stands for in one pack.
 #[derive(Debug, Clone, Copy)]
 enum Entry {
     Banned {
@@ -29,28 +33,30 @@ enum Entry {
     Allowed,
 }
 
+#[derive(Debug)]
 struct CompiledPack {
     pack: Pack,
-    automaton: CharwiseDoubleArrayAhoCorasick<u32>,
-    entries: Vec<Entry>,
+    patterns: usize,
     rules: Vec<TermRule>,
     contexts: Vec<ContextRule>,
 }
 
-impl std::fmt::Debug for CompiledPack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledPack")
-            .field("pack", &self.pack)
-            .field("patterns", &self.entries.len())
-            .field("rules", &self.rules.len())
-            .finish()
-    }
-}
-
 /// The compiled term packs of one rule set.
-#[derive(Debug)]
 pub struct TermMatcher {
     packs: Vec<CompiledPack>,
+    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    /// The (pack, entry) pairs of pattern `p` are `entries[first[p]..first[p + 1]]`.
+    first: Vec<u32>,
+    entries: Vec<(u32, Entry)>,
+}
+
+impl std::fmt::Debug for TermMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TermMatcher")
+            .field("packs", &self.packs)
+            .field("patterns", &self.first.len().saturating_sub(1))
+            .finish()
+    }
 }
 
 /// A banned term found in a piece of text, before it is turned into a finding.
@@ -66,12 +72,34 @@ pub struct TermMatch<'r> {
     pub byte_end: usize,
 }
 
+/// One occurrence of a pattern in the normalised text, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Occurrence {
+    start: usize,
+    end: usize,
+    pattern: u32,
+}
+
 impl TermMatcher {
-    pub fn new(rules: &TermRules) -> Result<TermMatcher, BuildError> {
+    pub fn new<'r>(rules: &'r TermRules) -> Result<TermMatcher, BuildError> {
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut per_pattern: Vec<Vec<(u32, Entry)>> = Vec::new();
         let mut packs = Vec::with_capacity(rules.packs.len());
         for pack in &rules.packs {
-            let mut patterns: Vec<(&str, u32)> = Vec::new();
-            let mut entries = Vec::new();
+            let pack_index = packs.len() as u32;
+            let mut add = |term: &'r str, entry: Entry| {
+                let p = *index.entry(term).or_insert_with(|| {
+                    patterns.push(term);
+                    per_pattern.push(Vec::new());
+                    patterns.len() - 1
+                });
+                // The rule files hold no term twice in one pack (`rules check` refuses it).
+                if per_pattern[p].iter().all(|&(k, _)| k != pack_index) {
+                    per_pattern[p].push((pack_index, entry));
+                }
+            };
+            let mut count = 0;
             for (rule_index, rule) in pack.rules.iter().enumerate() {
                 for term in &rule.terms {
                     let context = pack
@@ -79,40 +107,57 @@ impl TermMatcher {
                         .iter()
                         .position(|c| c.terms.contains(term))
                         .map(|i| i as u32);
-                    patterns.push((term, entries.len() as u32));
-                    entries.push(Entry::Banned {
-                        rule: rule_index as u32,
-                        context,
-                        left_boundary: term.starts_with(|c: char| c.is_ascii_alphanumeric()),
-                        right_boundary: term.ends_with(|c: char| c.is_ascii_alphanumeric()),
-                    });
+                    add(
+                        term,
+                        Entry::Banned {
+                            rule: rule_index as u32,
+                            context,
+                            left_boundary: term.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                            right_boundary: term.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                        },
+                    );
+                    count += 1;
                 }
             }
             for term in &pack.allow {
-                patterns.push((term, entries.len() as u32));
-                entries.push(Entry::Allowed);
+                add(term, Entry::Allowed);
+                count += 1;
             }
-            if patterns.is_empty() {
-                continue;
-            }
-
-            let automaton = CharwiseDoubleArrayAhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .use_prefilter(false)
-                .build_with_values(patterns)
-                .map_err(|err| BuildError {
-                    what: format!("{} automaton", pack.pack.name()),
-                    reason: err.to_string(),
-                })?;
             packs.push(CompiledPack {
                 pack: pack.pack,
-                automaton,
-                entries,
+                patterns: count,
                 rules: pack.rules.clone(),
                 contexts: pack.contexts.clone(),
             });
         }
-        Ok(TermMatcher { packs })
+
+        let mut first = Vec::with_capacity(per_pattern.len() + 1);
+        let mut entries = Vec::new();
+        for pattern_entries in &per_pattern {
+            first.push(entries.len() as u32);
+            entries.extend_from_slice(pattern_entries);
+        }
+        first.push(entries.len() as u32);
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            let with_values = patterns.iter().enumerate().map(|(i, p)| (*p, i as u32));
+            Some(
+                CharwiseDoubleArrayAhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build_with_values(with_values)
+                    .map_err(|err| BuildError {
+                        what: "term automaton".to_owned(),
+                        reason: err.to_string(),
+                    })?,
+            )
+        };
+        Ok(TermMatcher {
+            packs,
+            automaton,
+            first,
+            entries,
+        })
     }
 
     /// Adds a finding to `out` for every banned term in the event's text fields.
@@ -125,6 +170,7 @@ impl TermMatcher {
                 text,
                 &scratch.normalized,
                 &scratch.seller_licences,
+                &mut scratch.occurrences,
                 out,
             );
         }
@@ -142,89 +188,125 @@ impl TermMatcher {
         );
     }
 
-    /// Adds a finding for every banned term in one field, given its normalised form.
-    pub fn scan_field(
+    /// Adds a finding for every banned term in one field, given its normalised form;
+    /// `occurrences` is a buffer.
+    pub(crate) fn scan_field(
         &self,
         field: FieldName<'_>,
         original: &str,
         normalized: &Normalized,
         seller_licences: &[String],
+        occurrences: &mut Vec<Occurrence>,
         out: &mut Vec<Finding>,
     ) {
-        for found in self.find_normalized(original, normalized) {
-            let rule = found.rule;
-            let gated = !rule.licences_normalized.is_empty();
-            if gated && holds_any(seller_licences, &rule.licences_normalized) {
-                continue;
+        self.occurrences(normalized, occurrences);
+        for pack in 0..self.packs.len() {
+            for found in self.pack_matches(pack, original, normalized, occurrences) {
+                let rule = found.rule;
+                let gated = !rule.licences_normalized.is_empty();
+                if gated && holds_any(seller_licences, &rule.licences_normalized) {
+                    continue;
+                }
+                let (kind, evidence) = if gated {
+                    let evidence = serde_json::json!({ "requires_any_of": rule.licences });
+                    (Kind::Licence, Some(evidence))
+                } else {
+                    (rule.kind, None)
+                };
+                out.push(Finding {
+                    kind,
+                    rule: rule.id.clone(),
+                    field: field.to_string(),
+                    start: found.start,
+                    end: found.end,
+                    text: original[found.byte_start..found.byte_end].to_owned(),
+                    action: rule.action,
+                    points: rule.points,
+                    evidence,
+                });
             }
-            let (kind, evidence) = if gated {
-                let evidence = serde_json::json!({ "requires_any_of": rule.licences });
-                (Kind::Licence, Some(evidence))
-            } else {
-                (rule.kind, None)
-            };
-            out.push(Finding {
-                kind,
-                rule: rule.id.clone(),
-                field: field.to_string(),
-                start: found.start,
-                end: found.end,
-                text: original[found.byte_start..found.byte_end].to_owned(),
-                action: rule.action,
-                points: rule.points,
-                evidence,
-            });
         }
     }
 
-    /// Every banned term in `text`, in order, for tools and tests.
+    /// Every banned term in `text`, pack by pack and in order, for tools and tests.
     pub fn find(&self, text: &str) -> Vec<TermMatch<'_>> {
         let mut normalized = Normalized::default();
         Normalizer.normalize_into(text, &mut normalized);
-        self.find_normalized(text, &normalized).collect()
+        let mut occurrences = Vec::new();
+        self.occurrences(&normalized, &mut occurrences);
+        (0..self.packs.len())
+            .flat_map(|pack| self.pack_matches(pack, text, &normalized, &occurrences))
+            .collect()
     }
 
-    fn find_normalized<'s, 'n>(
+    /// Every occurrence of every pattern in the normalised text, by start and then longest
+    /// first, the order a leftmost-longest reading takes them in.
+    fn occurrences(&self, normalized: &Normalized, out: &mut Vec<Occurrence>) {
+        out.clear();
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
+        out.extend(
+            automaton
+                .find_overlapping_iter(normalized.text())
+                .map(|m| Occurrence {
+                    start: m.start(),
+                    end: m.end(),
+                    pattern: m.value(),
+                }),
+        );
+        out.sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
+    }
+
+    /// One pack's leftmost-longest matches among `occurrences`, with its allow terms, word
+    /// boundaries and context exceptions applied.
+    fn pack_matches<'s>(
         &'s self,
-        original: &'n str,
-        normalized: &'n Normalized,
-    ) -> impl Iterator<Item = TermMatch<'s>> + use<'s, 'n> {
-        let text = normalized.text();
-        self.packs.iter().flat_map(move |pack| {
-            pack.automaton
-                .leftmost_find_iter(text)
-                .filter_map(move |m| {
-                    pack.accept(original, normalized, m.start(), m.end(), m.value())
-                })
-        })
+        pack: usize,
+        original: &str,
+        normalized: &Normalized,
+        occurrences: &[Occurrence],
+    ) -> Vec<TermMatch<'s>> {
+        let mut found = Vec::new();
+        let mut next = 0;
+        for o in occurrences {
+            if o.start < next {
+                continue;
+            }
+            let p = o.pattern as usize;
+            let entries = &self.entries[self.first[p] as usize..self.first[p + 1] as usize];
+            let Some(&(_, entry)) = entries.iter().find(|&&(k, _)| k as usize == pack) else {
+                continue;
+            };
+            next = o.end;
+            found.extend(self.packs[pack].accept(original, normalized, o.start, o.end, entry));
+        }
+        found
     }
 
     /// Number of patterns (banned and allowed) per pack, for `rules check`.
     pub fn pattern_counts(&self) -> Vec<(Pack, usize)> {
-        self.packs
-            .iter()
-            .map(|p| (p.pack, p.entries.len()))
-            .collect()
+        self.packs.iter().map(|p| (p.pack, p.patterns)).collect()
     }
 }
 
 impl CompiledPack {
     /// Turns an automaton match into a banned-term match, or `None` where an allow term, a
     /// word boundary or a context exception says it does not count.
-    fn accept<'s>(
-        &'s self,
+    fn accept(
+        &self,
         original: &str,
         normalized: &Normalized,
         byte_start: usize,
         byte_end: usize,
-        value: u32,
-    ) -> Option<TermMatch<'s>> {
+        entry: Entry,
+    ) -> Option<TermMatch<'_>> {
         let Entry::Banned {
             rule,
             context,
             left_boundary,
             right_boundary,
-        } = self.entries[value as usize]
+        } = entry
         else {
             return None;
         };
@@ -334,6 +416,12 @@ terms = ["最低", "最好", "top1", "100%", "限时"]
             r#"[[allow]]
 terms = ["最低起订量"]
 reason = "r"
+# Allow terms of one pack that start before another pack's terms: the packs share one
+# automaton, and these must not hide 仿真手枪 or 枪支 from the prohibited pack.
+[[allow]]
+terms = ["出售枪支", "仿真手枪模型"]
+reason = "r"
+packs = ["adlaw"]
 [[context]]
 id = "c.fibre"
 terms = ["100%"]
@@ -415,6 +503,20 @@ reason = "r"
             [pair("p.t3.gun_parts", "仿真手枪")]
         );
         assert_eq!(rules_found("出售枪支"), [pair("p.t1.guns", "枪支")]);
+    }
+
+    #[test]
+    fn one_packs_allow_terms_do_not_shadow_another_packs_terms() {
+        // 出售枪支 and 仿真手枪模型 are adlaw allow terms (see `rules`), longer and further
+        // left than the prohibited terms inside them.
+        assert_eq!(
+            rules_found("出售枪支 最好"),
+            [pair("p.t1.guns", "枪支"), pair("a.absolute", "最好")]
+        );
+        assert_eq!(
+            rules_found("仿真手枪模型"),
+            [pair("p.t3.gun_parts", "仿真手枪")]
+        );
     }
 
     #[test]
