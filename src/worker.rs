@@ -31,13 +31,16 @@ use time::OffsetDateTime;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::checks::images::ImageCheck;
 use crate::contract::SourcePosition;
 use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
-use crate::state::SharedState;
+use crate::state::images::ImageIndex;
+use crate::state::listings::Listings;
+use crate::state::{SharedState, StateRecord};
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -124,18 +127,7 @@ struct Consumed {
 pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
     let started = Instant::now();
     // The shared state first: no event is decided before the state it depends on is in.
-    let shared = match &run.config.state_topic {
-        Some(topic) => {
-            let writer = &run.config.transactional_id;
-            let (shared, replayed) =
-                SharedState::start(&run.config, topic, writer, moderator.clone())
-                    .await
-                    .map_err(WorkerError::State)?;
-            tracing::info!(topic, replayed, "shared state replayed");
-            Some(shared)
-        }
-        None => None,
-    };
+    let shared = SharedStates::start(&run.config, &moderator).await?;
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
     let stop = stop_signal()?;
@@ -177,8 +169,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             if !batch.is_empty() {
                 metrics.in_flight().add(batch.len() as i64);
                 let outcomes = decide_batch(&moderator, &batch);
-                let changes = moderator.take_state_changes();
-                let state = shared.as_ref().map(|shared| (shared, changes.as_slice()));
+                let state = shared.take_records(&moderator);
                 let mut tally = Tally::new(Source::Kafka);
                 for outcome in &outcomes {
                     tally.count(outcome);
@@ -186,7 +177,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                 let delivered = match &acks {
                     None => {
                         let committed =
-                            transact(&consumer, &producer, &run.config, &batch, &outcomes, state)
+                            transact(&consumer, &producer, &run.config, &batch, &outcomes, &state)
                                 .await;
                         // Committed or not, this batch is no longer in flight: an aborted
                         // one is fetched again after the rewind.
@@ -199,14 +190,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                     Some(acks) => {
                         let mut deliveries =
                             send_all(&producer, &run.config, &batch, &outcomes).await?;
-                        if let Some((shared, changes)) = state {
-                            deliveries.extend(
-                                shared
-                                    .send(&producer, changes)
-                                    .await
-                                    .map_err(WorkerError::Delivery)?,
-                            );
-                        }
+                        deliveries.extend(send_state(&producer, &state).await?);
                         let offsets = next_offsets(&batch);
                         let Some(slot) = reserve_in_flight(&consumer, acks).await else {
                             // The acknowledger stopped on a failed delivery; it says why below.
@@ -260,6 +244,92 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
+}
+
+/// The worker's ends of the state topics it shares with the rest of the group.
+struct SharedStates {
+    /// The duplicate check's live listings.
+    listings: Option<SharedState>,
+    /// The image index log, and the image check whose records it carries.
+    images: Option<(SharedState, Arc<ImageCheck>)>,
+}
+
+impl SharedStates {
+    /// Replays every state topic the configuration names, and starts tailing them.
+    async fn start(
+        config: &KafkaConfig,
+        moderator: &Arc<Moderator>,
+    ) -> Result<SharedStates, WorkerError> {
+        let writer = &config.transactional_id;
+        let listings = match &config.state_topic {
+            Some(topic) => {
+                moderator.keep_state_journal();
+                let replica = Arc::new(Listings(moderator.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica)
+                    .await
+                    .map_err(WorkerError::State)?;
+                tracing::info!(topic, replayed, "shared state replayed");
+                Some(shared)
+            }
+            None => None,
+        };
+        let images = match (&config.image_topic, moderator.images()) {
+            (Some(topic), Some(check)) => {
+                check.keep_journal();
+                let replica = Arc::new(ImageIndex(check.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica)
+                    .await
+                    .map_err(WorkerError::State)?;
+                check.flush();
+                check.set_replayed();
+                let (listing_images, original_hashes) = {
+                    let state = check.state();
+                    (state.listing_images(), state.original_hashes())
+                };
+                tracing::info!(
+                    topic,
+                    replayed,
+                    listing_images,
+                    original_hashes,
+                    "image index replayed"
+                );
+                Some((shared, check.clone()))
+            }
+            _ => None,
+        };
+        Ok(SharedStates { listings, images })
+    }
+
+    /// The records a batch's decisions made, per state topic.
+    fn take_records(&self, moderator: &Moderator) -> Vec<(&SharedState, Vec<StateRecord>)> {
+        let mut records = Vec::new();
+        // Taken whether or not it is shared, so that an unshared journal never grows.
+        let changes = moderator.take_state_changes();
+        if let Some(shared) = &self.listings {
+            records.push((shared, crate::state::listings::records(&changes)));
+        }
+        if let Some((shared, check)) = &self.images {
+            records.push((shared, crate::state::images::records(&check.take_journal())));
+        }
+        records.retain(|(_, records)| !records.is_empty());
+        records
+    }
+}
+
+/// Queues a batch's state records and returns their pending acknowledgements.
+async fn send_state(
+    producer: &FutureProducer<WorkerContext>,
+    state: &[(&SharedState, Vec<StateRecord>)],
+) -> Result<Vec<DeliveryFuture>, WorkerError> {
+    let mut deliveries = Vec::new();
+    for (shared, records) in state {
+        let sent = shared.send(producer, records).await.map_err(|error| {
+            crate::metrics::global().count_error(ErrorStage::Delivery);
+            WorkerError::Delivery(error)
+        })?;
+        deliveries.extend(sent);
+    }
+    Ok(deliveries)
 }
 
 /// A watch that turns true on SIGTERM or SIGINT.
@@ -502,21 +572,15 @@ async fn transact(
     config: &KafkaConfig,
     batch: &[Consumed],
     outcomes: &[Outcome],
-    state: Option<(&SharedState, &[crate::checks::duplicates::StateChange])>,
+    state: &[(&SharedState, Vec<StateRecord>)],
 ) -> Result<bool, WorkerError> {
     let offsets = next_offsets(batch);
     let attempt = async {
         tokio::task::block_in_place(|| producer.begin_transaction())
             .map_err(WorkerError::Delivery)?;
         produce(producer, config, batch, outcomes).await?;
-        if let Some((shared, changes)) = state {
-            for delivery in shared
-                .send(producer, changes)
-                .await
-                .map_err(WorkerError::Delivery)?
-            {
-                acknowledge(delivery.await)?;
-            }
+        for delivery in send_state(producer, state).await? {
+            acknowledge(delivery.await)?;
         }
         let group = consumer
             .group_metadata()

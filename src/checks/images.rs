@@ -11,6 +11,7 @@
 //! level; the event is still decided by every other check.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -59,6 +60,12 @@ pub struct ImageCheck {
     state: Mutex<ImageState>,
     /// Appended under the state's lock, so the log's order is the state's.
     log: Option<Mutex<ImageLog>>,
+    /// The records the stream's ordered check made since the worker last took them, kept
+    /// when they go to the image index topic with each batch's results (Kafka mode).
+    journal: Mutex<Option<Vec<LogRecord>>>,
+    /// False while the index is still being replayed from its topic: until then it answers
+    /// no complaint, which would miss the listings not replayed yet.
+    replayed: AtomicBool,
     counts: Mutex<ImageCounts>,
 }
 
@@ -80,6 +87,8 @@ impl ImageCheck {
             rules: ArcSwap::from_pointee((rules, holidays)),
             state: Mutex::new(state),
             log: log.map(Mutex::new),
+            journal: Mutex::new(None),
+            replayed: AtomicBool::new(true),
             counts: Mutex::new(ImageCounts::default()),
         })
     }
@@ -108,6 +117,49 @@ impl ImageCheck {
                 tracing::warn!(error = %err, path = %log.path().display(), "cannot append to the image index log");
             }
         }
+    }
+
+    /// Applies and logs a record of the stream's ordered check, and journals it when a
+    /// journal is kept.
+    fn remember(&self, state: &mut ImageState, record: LogRecord) {
+        if let Some(journal) = lock(&self.journal).as_mut() {
+            journal.push(record.clone());
+        }
+        self.record(state, record);
+    }
+
+    /// Keeps the stream's records from now on, for [`ImageCheck::take_journal`].
+    pub fn keep_journal(&self) {
+        lock(&self.journal).get_or_insert_with(Vec::new);
+    }
+
+    /// The stream's records since the last call, oldest first (none without a journal).
+    pub fn take_journal(&self) -> Vec<LogRecord> {
+        lock(&self.journal)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Marks the index as awaiting the replay of its topic.
+    pub fn expect_replay(&self) {
+        self.replayed.store(false, Ordering::Release);
+    }
+
+    /// Marks the index as replayed.
+    pub fn set_replayed(&self) {
+        self.replayed.store(true, Ordering::Release);
+    }
+
+    /// Whether the index holds everything its log held at start.
+    pub fn is_replayed(&self) -> bool {
+        self.replayed.load(Ordering::Acquire)
+    }
+
+    /// Applies a record another worker wrote (or an earlier run did): to the state alone, as
+    /// it is in the log already.
+    pub fn apply_replicated(&self, record: &LogRecord) {
+        self.state().apply(record);
     }
 
     /// Writes the log's buffered records out.
@@ -192,7 +244,7 @@ impl ImageCheck {
                     listing: listing.id.clone(),
                     at: crate::moderator::timestamp(OffsetDateTime::now_utc()),
                 };
-                self.record(&mut state, record);
+                self.remember(&mut state, record);
             }
             return;
         }
@@ -259,7 +311,7 @@ impl ImageCheck {
         }
         if indexed.is_empty() {
             if state.listing(&listing.id).is_some() {
-                self.record(
+                self.remember(
                     &mut state,
                     LogRecord::Delete {
                         listing: listing.id.clone(),
@@ -276,7 +328,7 @@ impl ImageCheck {
             images: indexed,
             at: now,
         };
-        self.record(&mut state, record);
+        self.remember(&mut state, record);
     }
 
     /// The end of the seller's time for counter-evidence, for a decision made `at`.
