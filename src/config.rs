@@ -32,6 +32,7 @@ pub struct ConfigFile {
     pub no_state_topic: Option<bool>,
     pub image_topic: Option<String>,
     pub no_image_topic: Option<bool>,
+    pub batches_in_flight: Option<usize>,
     pub exactly_once: Option<bool>,
     pub transactional_id: Option<String>,
     pub linger_ms: Option<u64>,
@@ -120,6 +121,10 @@ impl ConfigFile {
         set(
             "LOOMGUARD_NO_IMAGE_TOPIC",
             self.no_image_topic.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_BATCHES_IN_FLIGHT",
+            self.batches_in_flight.map(|v| v.to_string()),
         );
         set(
             "LOOMGUARD_EXACTLY_ONCE",

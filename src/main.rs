@@ -214,6 +214,10 @@ struct KafkaArgs {
     /// Keep the image index log out of Kafka: in `--state-dir`, or in memory alone.
     #[arg(long, env = "LOOMGUARD_NO_IMAGE_TOPIC")]
     no_image_topic: bool,
+    /// Batches whose results may await the broker's acknowledgement at once; when they all
+    /// do, the partitions are paused until one is acknowledged.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..), env = "LOOMGUARD_BATCHES_IN_FLIGHT")]
+    batches_in_flight: u16,
     /// A librdkafka property for both clients, `key=value` (TLS, SASL, timeouts); repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
@@ -685,6 +689,7 @@ fn run_kafka(
         linger: std::time::Duration::from_millis(kafka.linger_ms),
         max_record_bytes,
         shutdown_deadline: std::time::Duration::from_secs(kafka.shutdown_seconds),
+        batches_in_flight: usize::from(kafka.batches_in_flight),
     };
     Ok(runtime.block_on(loomguard::worker::run_kafka(run, moderator))?)
 }

@@ -54,6 +54,9 @@ pub struct KafkaRun {
     pub max_record_bytes: usize,
     /// Time allowed, after a stop signal, to finish the batch, flush and commit.
     pub shutdown_deadline: Duration,
+    /// Batches whose results may await the broker's acknowledgement at once (at least one);
+    /// past it the partitions are paused.
+    pub batches_in_flight: usize,
 }
 
 /// Why a worker stopped other than by a signal.
@@ -153,7 +156,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     let (acks, acknowledger) = if exactly_once {
         (None, None)
     } else {
-        let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+        let (tx, rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
         (
             Some(tx),
             Some(tokio::spawn(acknowledge_in_order(consumer.clone(), rx))),
@@ -430,9 +433,6 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
     })
 }
 
-/// Results of how many batches may wait for the broker's acknowledgement at once.
-const BATCHES_IN_FLIGHT: usize = 4;
-
 /// A place for one more batch among those awaiting acknowledgement. When all are taken, the
 /// worker's partitions are paused until one frees up, so that librdkafka stops fetching for
 /// a worker that cannot take more (its prefetch queue is bounded too, but need not fill).
@@ -446,11 +446,19 @@ async fn reserve_in_flight<'a>(
         Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return None,
         Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
     }
-    let paused = consumer.assignment().ok();
+    let metrics = crate::metrics::global();
+    let paused = consumer
+        .assignment()
+        .ok()
+        .filter(|partitions| match consumer.pause(partitions) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "cannot pause the assigned partitions");
+                false
+            }
+        });
     if let Some(partitions) = &paused {
-        if let Err(error) = consumer.pause(partitions) {
-            tracing::debug!(%error, "cannot pause the assigned partitions");
-        }
+        metrics.count_pause(partitions.count());
         tracing::debug!(
             partitions = partitions.count(),
             "acknowledgements behind: partitions paused"
@@ -462,6 +470,8 @@ async fn reserve_in_flight<'a>(
         if let Err(error) = consumer.resume(partitions) {
             tracing::debug!(%error, "cannot resume every paused partition");
         }
+        metrics.count_resume();
+        tracing::debug!(partitions = partitions.count(), "partitions resumed");
     }
     slot
 }

@@ -255,3 +255,57 @@ fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
     service.signal("TERM");
     assert!(service.finish().success());
 }
+
+#[test]
+fn partitions_are_paused_at_the_in_flight_bound_and_resumed_after() {
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
+    let topics = topics("pause", &brokers);
+    // One batch may await its acknowledgement while the next is decided; the producer holds
+    // each batch's results 200 ms before sending them, so the worker is soon a batch ahead.
+    let service = worker(
+        &brokers,
+        &topics,
+        &[
+            "--batches-in-flight",
+            "1",
+            "--batch",
+            "20",
+            "--kafka-property",
+            "linger.ms=200",
+            "--no-state-topic",
+        ],
+    );
+    service.wait_for("partitions assigned", |s| {
+        s.value("loomguard_kafka_assigned_partitions", &[]) == f64::from(PARTITIONS)
+    });
+    assert_eq!(
+        service.scrape().value("loomguard_kafka_pauses_total", &[]),
+        0.0
+    );
+
+    let wave = |from: usize, to: usize| -> Vec<(String, String)> {
+        (from..to).map(|n| (format!("S{n}"), event(n))).collect()
+    };
+    produce(&brokers, &topics.input, &wave(0, 300));
+    let scrape = service.wait_for("the first wave decided", |s| {
+        s.sum("loomguard_decisions_total") == 300.0
+    });
+    let pauses = scrape.value("loomguard_kafka_pauses_total", &[]);
+    assert!(pauses >= 1.0, "never paused:\n{}", scrape.text);
+    service.wait_for("the partitions resumed", |s| {
+        s.value("loomguard_kafka_paused_partitions", &[]) == 0.0
+    });
+
+    // A paused partition is fetched from no more: the second wave, produced while the
+    // worker is idle, is decided only because the partitions were resumed.
+    produce(&brokers, &topics.input, &wave(300, 340));
+    let scrape = service.wait_for("the second wave decided", |s| {
+        s.sum("loomguard_decisions_total") == 340.0
+    });
+    assert_eq!(scrape.value("loomguard_in_flight_events", &[]), 0.0);
+    assert_eq!(scrape.value("loomguard_kafka_paused_partitions", &[]), 0.0);
+    service.signal("TERM");
+    assert!(service.finish().success());
+}
