@@ -159,7 +159,15 @@ impl ImageCheck {
     /// Applies a record another worker wrote (or an earlier run did): to the state alone, as
     /// it is in the log already.
     pub fn apply_replicated(&self, record: &LogRecord) {
-        self.state().apply(record);
+        let indexed = {
+            let mut state = self.state();
+            state.apply(record);
+            state.listing_images() + state.original_hashes()
+        };
+        // An idle worker flushes no batch, yet its index grows with what others write.
+        crate::metrics::global()
+            .image_index_entries
+            .set(i64::try_from(indexed).unwrap_or(i64::MAX));
     }
 
     /// Writes the log's buffered records out.
