@@ -163,6 +163,10 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         )
     };
     let mut group_watch = GroupWatch::default();
+    // The state records of an aborted transaction. The batch is decided again, but this
+    // worker's state took its changes already and will not make them twice: they must go
+    // with the next attempt.
+    let mut carried: Vec<(&SharedState, Vec<StateRecord>)> = Vec::new();
     let result = async {
         loop {
             let batch = next_batch(&consumer, &run, stop.clone()).await;
@@ -172,7 +176,8 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             if !batch.is_empty() {
                 metrics.in_flight().add(batch.len() as i64);
                 let outcomes = decide_batch(&moderator, &batch);
-                let state = shared.take_records(&moderator);
+                let mut state = std::mem::take(&mut carried);
+                state.extend(shared.take_records(&moderator));
                 let mut tally = Tally::new(Source::Kafka);
                 for outcome in &outcomes {
                     tally.count(outcome);
@@ -185,8 +190,10 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                         // Committed or not, this batch is no longer in flight: an aborted
                         // one is fetched again after the rewind.
                         metrics.in_flight().sub(batch.len() as i64);
-                        if matches!(committed, Ok(true)) {
-                            metrics.add(&tally, now_unix_seconds());
+                        match committed {
+                            Ok(true) => metrics.add(&tally, now_unix_seconds()),
+                            Ok(false) => carried = state,
+                            Err(_) => {}
                         }
                         committed?
                     }
