@@ -397,3 +397,95 @@ fn count_outcome(result: &HashResult) {
         metrics.image_decodes.with_label_values(&[decode]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::fetch::{FetchSettings, Fetcher};
+    use crate::images::ImageHash;
+    use crate::rules::RuleSet;
+
+    fn listing_event(listing: &str, op: Op) -> ListingEvent {
+        serde_json::from_value(serde_json::json!({
+            "schema": "listing-event/v1", "event_id": "e", "op": op,
+            "occurred_at": "2026-12-02T09:15:00+08:00",
+            "seller": {"id": "S1"},
+            "listing": {"id": listing, "images": ["file:///camera.png"]}
+        }))
+        .expect("the test event is well formed")
+    }
+
+    #[test]
+    fn the_journal_holds_the_streams_records_only() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rules = RuleSet::load(&root.join("rules")).unwrap();
+        let checks = Checks::new(&rules).unwrap();
+        let hasher = ImageHasher::new(
+            Fetcher::new(FetchSettings::default()).unwrap(),
+            rules.images.decode,
+            10,
+        )
+        .unwrap();
+        let check = ImageCheck::new(
+            hasher,
+            rules.images.clone(),
+            rules.holidays.clone(),
+            ImageState::new(),
+            None,
+        );
+        let photo = std::fs::read(root.join("tests/data/images/camera.png")).unwrap();
+        let hash = crate::images::hash_bytes(&photo, &rules.images.decode).unwrap();
+        let observe = |listing: &str, op: Op| {
+            let mut inspection = Inspection::default();
+            if op == Op::Upsert {
+                inspection.images.push(HashedImage {
+                    url: "file:///camera.png".into(),
+                    result: Ok(hash),
+                });
+            }
+            check.observe(&checks, &listing_event(listing, op), &mut inspection);
+        };
+
+        // Without a journal nothing is kept.
+        observe("P0", Op::Upsert);
+        assert!(check.take_journal().is_empty());
+
+        check.keep_journal();
+        observe("P1", Op::Upsert);
+        let journal = check.take_journal();
+        assert!(
+            matches!(journal.as_slice(), [LogRecord::Listing { listing, .. }] if listing == "P1"),
+            "{journal:?}"
+        );
+        // The same images again change nothing, so they make no record.
+        observe("P1", Op::Upsert);
+        assert!(check.take_journal().is_empty());
+
+        // The complaint API's records and other workers' are applied, not journaled.
+        let original = LogRecord::Original {
+            complaint: "C1".into(),
+            rights_holder: "R".into(),
+            original: "o.png".into(),
+            hash: ImageHash(7),
+            mirrored: ImageHash(8),
+            crops: Vec::new(),
+            matchable: true,
+            at: "t".into(),
+        };
+        check.record(&mut check.state(), original);
+        check.apply_replicated(&LogRecord::Delete {
+            listing: "P0".into(),
+            at: String::new(),
+        });
+        assert!(check.take_journal().is_empty());
+        assert!(check.state().complaint("C1").is_some());
+        assert!(check.state().listing("P0").is_none());
+
+        observe("P1", Op::Delete);
+        let journal = check.take_journal();
+        assert!(
+            matches!(journal.as_slice(), [LogRecord::Delete { listing, .. }] if listing == "P1"),
+            "{journal:?}"
+        );
+    }
+}
