@@ -1,57 +1,16 @@
 //! Kafka mode's metrics and readiness against a real broker (`LOOMGUARD_TEST_BROKERS`; the
 //! test says it is skipped and passes without one): assigned partitions, lag per partition
-//! from librdkafka statistics, events counted once acknowledged, `/readyz`, and a rule
-//! reload mid-stream.
+//! from librdkafka statistics, events counted once acknowledged, `/readyz`, a rule reload
+//! mid-stream, and partitions paused at the in-flight bound and resumed.
 
 mod common;
 
 use std::time::Duration;
 
+use common::kafka::{create_topics, produce};
 use common::service::Service;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const PARTITIONS: i32 = 4;
-
-fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let topics: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for result in runtime
-        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
-        .expect("the broker answers")
-    {
-        result.expect("the topic is created");
-    }
-}
-
-fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    for (key, payload) in records {
-        let mut record = BaseRecord::to(topic)
-            .key(key.as_str())
-            .payload(payload.as_str());
-        while let Err((_, back)) = producer.send(record) {
-            record = back;
-            producer.poll(Duration::from_millis(50));
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-}
 
 fn event(n: usize) -> String {
     event_titled(n, "全棉府绸 40s×40s 133×72")
