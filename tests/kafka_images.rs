@@ -233,8 +233,21 @@ fn a_complaint_registered_on_one_worker_reaches_running_and_later_workers() {
         "decisions are keyed by listing id"
     );
 
-    // Worker B, running all along, learned the complaint from the topic: a copy in its own
-    // stream infringes, and it lists A's listing P1 among the matches too.
+    // Worker B, running all along, learns the complaint from the topic as soon as its tail
+    // reads it; then a copy in its own stream infringes, and it lists A's listing P1 among the
+    // matches too.
+    let started = std::time::Instant::now();
+    while b.get_authorized("/v1/complaints/C1/matches", TOKEN).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "worker B never learned complaint C1"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "worker B learned the complaint {:?} after it was registered",
+        started.elapsed()
+    );
     produce(
         &brokers,
         &topics.input_b,
