@@ -31,16 +31,13 @@ use time::OffsetDateTime;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::checks::images::ImageCheck;
 use crate::contract::SourcePosition;
 use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
-use crate::state::images::ImageIndex;
-use crate::state::listings::Listings;
-use crate::state::{SharedState, StateRecord};
+use crate::state::{SharedState, StateRecord, StateTopics};
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -130,7 +127,9 @@ struct Consumed {
 pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
     let started = Instant::now();
     // The shared state first: no event is decided before the state it depends on is in.
-    let shared = SharedStates::start(&run.config, &moderator).await?;
+    let shared = StateTopics::start(&run.config, &moderator)
+        .await
+        .map_err(WorkerError::State)?;
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
     let stop = stop_signal()?;
@@ -254,76 +253,6 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
-}
-
-/// The worker's ends of the state topics it shares with the rest of the group.
-struct SharedStates {
-    /// The duplicate check's live listings.
-    listings: Option<SharedState>,
-    /// The image index log, and the image check whose records it carries.
-    images: Option<(SharedState, Arc<ImageCheck>)>,
-}
-
-impl SharedStates {
-    /// Replays every state topic the configuration names, and starts tailing them.
-    async fn start(
-        config: &KafkaConfig,
-        moderator: &Arc<Moderator>,
-    ) -> Result<SharedStates, WorkerError> {
-        let writer = &config.transactional_id;
-        let listings = match &config.state_topic {
-            Some(topic) => {
-                moderator.keep_state_journal();
-                let replica = Arc::new(Listings(moderator.clone()));
-                let (shared, replayed) = SharedState::start(config, topic, writer, replica)
-                    .await
-                    .map_err(WorkerError::State)?;
-                tracing::info!(topic, replayed, "shared state replayed");
-                Some(shared)
-            }
-            None => None,
-        };
-        let images = match (&config.image_topic, moderator.images()) {
-            (Some(topic), Some(check)) => {
-                check.keep_journal();
-                let replica = Arc::new(ImageIndex(check.clone()));
-                let (shared, replayed) = SharedState::start(config, topic, writer, replica)
-                    .await
-                    .map_err(WorkerError::State)?;
-                check.flush();
-                check.set_replayed();
-                let (listing_images, original_hashes) = {
-                    let state = check.state();
-                    (state.listing_images(), state.original_hashes())
-                };
-                tracing::info!(
-                    topic,
-                    replayed,
-                    listing_images,
-                    original_hashes,
-                    "image index replayed"
-                );
-                Some((shared, check.clone()))
-            }
-            _ => None,
-        };
-        Ok(SharedStates { listings, images })
-    }
-
-    /// The records a batch's decisions made, per state topic.
-    fn take_records(&self, moderator: &Moderator) -> Vec<(&SharedState, Vec<StateRecord>)> {
-        let mut records = Vec::new();
-        // Taken whether or not it is shared, so that an unshared journal never grows.
-        let changes = moderator.take_state_changes();
-        if let Some(shared) = &self.listings {
-            records.push((shared, crate::state::listings::records(&changes)));
-        }
-        if let Some((shared, check)) = &self.images {
-            records.push((shared, crate::state::images::records(&check.take_journal())));
-        }
-        records.retain(|(_, records)| !records.is_empty());
-        records
-    }
 }
 
 /// Queues a batch's state records and returns their pending acknowledgements.

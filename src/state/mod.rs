@@ -10,7 +10,8 @@
 //! other workers write. Each worker writes the records of every batch together with the
 //! batch's results, before the batch's offsets are stored (or inside the batch's
 //! transaction), so the state is as durable as the decisions. A header names the worker that
-//! wrote a record, so that it skips its own.
+//! wrote a record, so that it skips its own. [`StateTopics`] is a worker's set of them, as its
+//! configuration names them.
 
 pub mod images;
 pub mod listings;
@@ -28,8 +29,12 @@ use rdkafka::producer::future_producer::DeliveryFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::checks::images::ImageCheck;
+use crate::moderator::Moderator;
 use crate::sink::kafka::send_record;
 use crate::source::kafka::{KafkaConfig, WorkerContext};
+use images::ImageIndex;
+use listings::Listings;
 
 /// The header naming the worker that wrote a state record.
 pub const WRITER_HEADER: &str = "loomguard-writer";
@@ -151,6 +156,72 @@ pub async fn send_records(
         deliveries.push(send_record(producer, record).await?);
     }
     Ok(deliveries)
+}
+
+/// The worker's ends of the state topics it shares with the rest of the group.
+pub struct StateTopics {
+    /// The duplicate check's live listings.
+    listings: Option<SharedState>,
+    /// The image index log, and the image check whose records it carries.
+    images: Option<(SharedState, Arc<ImageCheck>)>,
+}
+
+impl StateTopics {
+    /// Replays every state topic the configuration names, and starts tailing them.
+    pub async fn start(
+        config: &KafkaConfig,
+        moderator: &Arc<Moderator>,
+    ) -> Result<StateTopics, StateError> {
+        let writer = &config.transactional_id;
+        let listings = match &config.state_topic {
+            Some(topic) => {
+                moderator.keep_state_journal();
+                let replica = Arc::new(Listings(moderator.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica).await?;
+                tracing::info!(topic, replayed, "shared state replayed");
+                Some(shared)
+            }
+            None => None,
+        };
+        let images = match (&config.image_topic, moderator.images()) {
+            (Some(topic), Some(check)) => {
+                check.keep_journal();
+                let replica = Arc::new(ImageIndex(check.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica).await?;
+                check.flush();
+                check.set_replayed();
+                let (listing_images, original_hashes) = {
+                    let state = check.state();
+                    (state.listing_images(), state.original_hashes())
+                };
+                tracing::info!(
+                    topic,
+                    replayed,
+                    listing_images,
+                    original_hashes,
+                    "image index replayed"
+                );
+                Some((shared, check.clone()))
+            }
+            _ => None,
+        };
+        Ok(StateTopics { listings, images })
+    }
+
+    /// The records a batch's decisions made, per state topic.
+    pub fn take_records(&self, moderator: &Moderator) -> Vec<(&SharedState, Vec<StateRecord>)> {
+        let mut records = Vec::new();
+        // Taken whether or not it is shared, so that an unshared journal never grows.
+        let changes = moderator.take_state_changes();
+        if let Some(shared) = &self.listings {
+            records.push((shared, listings::records(&changes)));
+        }
+        if let Some((shared, check)) = &self.images {
+            records.push((shared, images::records(&check.take_journal())));
+        }
+        records.retain(|(_, records)| !records.is_empty());
+        records
+    }
 }
 
 impl Drop for SharedState {
