@@ -224,6 +224,7 @@ fn start_worker(brokers: &str, run: &str) -> Result<Child, Error> {
         ])
         .args(["--dead-letter-topic", &format!("{run}-dead")])
         .args(["--state-topic", &format!("{run}-state")])
+        .args(["--image-topic", &format!("{run}-images")])
         .stdout(Stdio::null())
         .spawn()?)
 }

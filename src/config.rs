@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub dead_letter_topic: Option<String>,
     pub state_topic: Option<String>,
     pub no_state_topic: Option<bool>,
+    pub image_topic: Option<String>,
+    pub no_image_topic: Option<bool>,
+    pub batches_in_flight: Option<usize>,
     pub exactly_once: Option<bool>,
     pub transactional_id: Option<String>,
     pub linger_ms: Option<u64>,
@@ -113,6 +116,15 @@ impl ConfigFile {
         set(
             "LOOMGUARD_NO_STATE_TOPIC",
             self.no_state_topic.map(|v| v.to_string()),
+        );
+        set("LOOMGUARD_IMAGE_TOPIC", self.image_topic.clone());
+        set(
+            "LOOMGUARD_NO_IMAGE_TOPIC",
+            self.no_image_topic.map(|v| v.to_string()),
+        );
+        set(
+            "LOOMGUARD_BATCHES_IN_FLIGHT",
+            self.batches_in_flight.map(|v| v.to_string()),
         );
         set(
             "LOOMGUARD_EXACTLY_ONCE",

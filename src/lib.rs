@@ -24,7 +24,8 @@
 //! - [`moderator`]: one record through decode, checks and decide.
 //! - [`pipeline`]: the main job over files, in parallel and in input order.
 //! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once.
-//! - [`state`]: the duplicate check's state shared by the workers through a compacted topic.
+//! - [`state`]: state shared by the workers through compacted topics: the duplicate check's
+//!   live listings and the image index log.
 //! - [`contract`]: the JSON shapes shared with the rest of the platform.
 //! - [`rules`]: loading and validating the rule files under `rules/`.
 //! - [`config`]: `run`'s settings from a TOML file.

@@ -117,8 +117,8 @@ struct RunArgs {
     #[arg(long)]
     no_progress: bool,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address (`host:port`; port 0 picks
-    /// a free one, logged as `listening`). In file mode with images on, the complaint API is
-    /// served there too, and the run goes on serving after its input ends, until SIGTERM or
+    /// a free one, logged as `listening`). With images on, the complaint API is served there
+    /// too; in file mode the run then goes on serving after its input ends, until SIGTERM or
     /// SIGINT.
     #[arg(long, env = "LOOMGUARD_LISTEN")]
     listen: Option<String>,
@@ -136,7 +136,8 @@ struct ImageArgs {
     #[arg(long, env = "LOOMGUARD_NO_IMAGES")]
     no_images: bool,
     /// Directory of the image index log (`image-index.jsonl`), replayed at start; without
-    /// it the image index lives in memory only.
+    /// it the image index lives in memory only. In Kafka mode the log is a topic instead,
+    /// unless `--no-image-topic` is given.
     #[arg(long, env = "LOOMGUARD_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Directory `file://` image URLs must point under (none: `file://` is refused).
@@ -205,6 +206,18 @@ struct KafkaArgs {
     /// Keep the duplicate check's state in this worker's memory alone.
     #[arg(long, env = "LOOMGUARD_NO_STATE_TOPIC")]
     no_state_topic: bool,
+    /// The compacted topic holding the image index log (listing images, protected originals,
+    /// deletes as tombstones), shared by every worker: replayed at start, tailed while
+    /// running, appended to by the image check and the complaint API.
+    #[arg(long, default_value = "image-index", env = "LOOMGUARD_IMAGE_TOPIC")]
+    image_topic: String,
+    /// Keep the image index log out of Kafka: in `--state-dir`, or in memory alone.
+    #[arg(long, env = "LOOMGUARD_NO_IMAGE_TOPIC")]
+    no_image_topic: bool,
+    /// Batches whose results may await the broker's acknowledgement at once; when they all
+    /// do, the partitions are paused until one is acknowledged.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..), env = "LOOMGUARD_BATCHES_IN_FLIGHT")]
+    batches_in_flight: u16,
     /// A librdkafka property for both clients, `key=value` (TLS, SASL, timeouts); repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
@@ -335,10 +348,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
+    let kafka_config = args
+        .kafka
+        .brokers
+        .as_deref()
+        .map(|brokers| kafka_config(&args.kafka, brokers));
+    let image_topic = kafka_config.as_ref().and_then(|c| c.image_topic.as_ref());
+    if image_topic.is_some() && args.images.state_dir.is_some() && !args.images.no_images {
+        anyhow::bail!("in Kafka mode the image index log is the topic --image-topic: give --no-image-topic to keep it in --state-dir instead");
+    }
     let image_check = if args.images.no_images {
         None
     } else {
-        Some(image_check(&args.images, &rules)?)
+        let check = image_check(&args.images, &rules)?;
+        if image_topic.is_some() {
+            // Until the worker has replayed the topic, the API must not answer from a part.
+            check.expect_replay();
+        }
+        Some(check)
     };
     let mut moderator = Moderator::new(Arc::new(rules), args.max_event_bytes)?;
     if let Some(images) = &image_check {
@@ -368,10 +395,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    // In Kafka mode the complaint API shares the runtime and the listener with the
+    // operators' routes, and closes with the run.
+    let kafka_api = match (&args.listen, &image_check, &kafka_config) {
+        (Some(_), Some(images), Some(config)) => {
+            let outlet = loomguard::api::kafka::KafkaOutlet::new(config)
+                .context("cannot start the complaint API's Kafka producer")?;
+            let parts = api_parts(&args.images, &moderator, images)?;
+            let outlet = loomguard::api::Outlet::Kafka(Arc::new(outlet));
+            Some(loomguard::api::router(
+                parts.state(outlet),
+                parts.max_body_bytes,
+            ))
+        }
+        _ => None,
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match &args.listen {
         Some(addr) if complaint_api.is_none() => {
-            Some(runtime.block_on(start_http(addr, kafka, http_stopped))?)
+            Some(runtime.block_on(start_http(addr, kafka, kafka_api, http_stopped))?)
         }
         _ => None,
     };
@@ -383,14 +425,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let summary = match (&args.kafka.brokers, &args.input) {
-        (Some(brokers), _) => run_kafka(
-            &args,
-            brokers,
-            &runtime,
-            moderator.clone(),
-            max_record_bytes,
-        ),
+    let summary = match (kafka_config, &args.input) {
+        (Some(config), _) => {
+            run_kafka(&args, config, &runtime, moderator.clone(), max_record_bytes)
+        }
         (None, Some(input)) => {
             let file_run = FileRun {
                 input: Input::parse(input),
@@ -437,10 +475,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Binds the HTTP listener and serves it on the runtime until `stop` fires.
+/// Binds the HTTP listener and serves it on the runtime until `stop` fires: the operators'
+/// routes, and `api`'s when given.
 async fn start_http(
     addr: &str,
     kafka: bool,
+    api: Option<axum::Router>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -448,11 +488,17 @@ async fn start_http(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "listening");
-    let router: axum::Router =
-        loomguard::api::health::router(loomguard::api::health::HealthState {
-            metrics: loomguard::metrics::global(),
-            kafka,
-        });
+    if api.is_some() {
+        tracing::info!(addr = %bound, "complaint API listening");
+    }
+    let health = loomguard::api::health::router(loomguard::api::health::HealthState {
+        metrics: loomguard::metrics::global(),
+        kafka,
+    });
+    let router: axum::Router = match api {
+        Some(api) => api.merge(health),
+        None => health,
+    };
     Ok(tokio::spawn(loomguard::api::health::serve(
         listener,
         router,
@@ -525,6 +571,44 @@ struct ApiRouterParts {
     max_body_bytes: usize,
 }
 
+impl ApiRouterParts {
+    fn state(&self, outlet: loomguard::api::Outlet) -> loomguard::api::ApiState {
+        loomguard::api::ApiState {
+            moderator: self.moderator.clone(),
+            images: self.images.clone(),
+            fetcher: self.fetcher.clone(),
+            outlet,
+            tokens: Arc::new(self.tokens.clone()),
+        }
+    }
+}
+
+/// The API's tokens, fetcher and shared state.
+fn api_parts(
+    args: &ImageArgs,
+    moderator: &Arc<Moderator>,
+    images: &Arc<loomguard::checks::images::ImageCheck>,
+) -> anyhow::Result<ApiRouterParts> {
+    let tokens: Vec<String> = args
+        .api_tokens
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        tracing::warn!("no API token configured (LOOMGUARD_API_TOKENS): every request is refused");
+    }
+    let fetcher = loomguard::images::fetch::Fetcher::new(fetch_settings(args))
+        .context("cannot build the API's fetcher")?;
+    Ok(ApiRouterParts {
+        moderator: moderator.clone(),
+        images: images.clone(),
+        fetcher,
+        tokens,
+        max_body_bytes: args.api_max_body_bytes,
+    })
+}
+
 /// Binds the API's address (before the run starts, so a bad address fails at once).
 fn api_server(
     args: &ImageArgs,
@@ -535,28 +619,9 @@ fn api_server(
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let tokens: Vec<String> = args
-        .api_tokens
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if tokens.is_empty() {
-        tracing::warn!("no API token configured (LOOMGUARD_API_TOKENS): every request is refused");
-    }
+    let parts = api_parts(args, moderator, images)?;
     tracing::info!(addr = %local, "complaint API listening");
-    let fetcher = loomguard::images::fetch::Fetcher::new(fetch_settings(args))
-        .context("cannot build the API's fetcher")?;
-    Ok((
-        listener,
-        ApiRouterParts {
-            moderator: moderator.clone(),
-            images: images.clone(),
-            fetcher,
-            tokens,
-            max_body_bytes: args.api_max_body_bytes,
-        },
-    ))
+    Ok((listener, parts))
 }
 
 fn serve_api(
@@ -575,13 +640,7 @@ fn serve_api(
             );
         }
     });
-    let state = loomguard::api::ApiState {
-        moderator: parts.moderator.clone(),
-        images: parts.images.clone(),
-        fetcher: parts.fetcher.clone(),
-        emit,
-        tokens: Arc::new(parts.tokens.clone()),
-    };
+    let state = parts.state(loomguard::api::Outlet::Local(emit));
     let health = loomguard::api::health::router(loomguard::api::health::HealthState {
         metrics: loomguard::metrics::global(),
         kafka: false,
@@ -595,35 +654,42 @@ fn serve_api(
     }
 }
 
+/// Where the worker connects and what it reads and writes, from the flags.
+fn kafka_config(kafka: &KafkaArgs, brokers: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: brokers.to_owned(),
+        group_id: kafka.group_id.clone(),
+        input_topic: kafka.input_topic.clone(),
+        output_topic: kafka.output_topic.clone(),
+        dead_letter_topic: kafka.dead_letter_topic.clone(),
+        state_topic: (!kafka.no_state_topic).then(|| kafka.state_topic.clone()),
+        image_topic: (!kafka.no_image_topic).then(|| kafka.image_topic.clone()),
+        properties: kafka.kafka_properties.clone(),
+        exactly_once: kafka.exactly_once,
+        transactional_id: kafka.transactional_id.clone().unwrap_or_else(|| {
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            format!("{}-{}-{started}", kafka.group_id, std::process::id())
+        }),
+    }
+}
+
 fn run_kafka(
     args: &RunArgs,
-    brokers: &str,
+    config: KafkaConfig,
     runtime: &tokio::runtime::Runtime,
     moderator: Arc<Moderator>,
     max_record_bytes: usize,
 ) -> anyhow::Result<loomguard::pipeline::Summary> {
     let kafka = &args.kafka;
     let run = KafkaRun {
-        config: KafkaConfig {
-            brokers: brokers.to_owned(),
-            group_id: kafka.group_id.clone(),
-            input_topic: kafka.input_topic.clone(),
-            output_topic: kafka.output_topic.clone(),
-            dead_letter_topic: kafka.dead_letter_topic.clone(),
-            state_topic: (!kafka.no_state_topic).then(|| kafka.state_topic.clone()),
-            properties: kafka.kafka_properties.clone(),
-            exactly_once: kafka.exactly_once,
-            transactional_id: kafka.transactional_id.clone().unwrap_or_else(|| {
-                let started = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis());
-                format!("{}-{}-{started}", kafka.group_id, std::process::id())
-            }),
-        },
+        config,
         batch_records: args.batch.max(1),
         linger: std::time::Duration::from_millis(kafka.linger_ms),
         max_record_bytes,
         shutdown_deadline: std::time::Duration::from_secs(kafka.shutdown_seconds),
+        batches_in_flight: usize::from(kafka.batches_in_flight),
     };
     Ok(runtime.block_on(loomguard::worker::run_kafka(run, moderator))?)
 }

@@ -37,7 +37,7 @@ use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{process_batch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
-use crate::state::SharedState;
+use crate::state::{SharedState, StateRecord, StateTopics};
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -51,6 +51,9 @@ pub struct KafkaRun {
     pub max_record_bytes: usize,
     /// Time allowed, after a stop signal, to finish the batch, flush and commit.
     pub shutdown_deadline: Duration,
+    /// Batches whose results may await the broker's acknowledgement at once (at least one);
+    /// past it the partitions are paused.
+    pub batches_in_flight: usize,
 }
 
 /// Why a worker stopped other than by a signal.
@@ -124,18 +127,9 @@ struct Consumed {
 pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
     let started = Instant::now();
     // The shared state first: no event is decided before the state it depends on is in.
-    let shared = match &run.config.state_topic {
-        Some(topic) => {
-            let writer = &run.config.transactional_id;
-            let (shared, replayed) =
-                SharedState::start(&run.config, topic, writer, moderator.clone())
-                    .await
-                    .map_err(WorkerError::State)?;
-            tracing::info!(topic, replayed, "shared state replayed");
-            Some(shared)
-        }
-        None => None,
-    };
+    let shared = StateTopics::start(&run.config, &moderator)
+        .await
+        .map_err(WorkerError::State)?;
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
     let stop = stop_signal()?;
@@ -161,13 +155,17 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     let (acks, acknowledger) = if exactly_once {
         (None, None)
     } else {
-        let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+        let (tx, rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
         (
             Some(tx),
             Some(tokio::spawn(acknowledge_in_order(consumer.clone(), rx))),
         )
     };
     let mut group_watch = GroupWatch::default();
+    // The state records of an aborted transaction. The batch is decided again, but this
+    // worker's state took its changes already and will not make them twice: they must go
+    // with the next attempt.
+    let mut carried: Vec<(&SharedState, Vec<StateRecord>)> = Vec::new();
     let result = async {
         loop {
             let batch = next_batch(&consumer, &run, stop.clone()).await;
@@ -177,8 +175,8 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
             if !batch.is_empty() {
                 metrics.in_flight().add(batch.len() as i64);
                 let outcomes = decide_batch(&moderator, &batch);
-                let changes = moderator.take_state_changes();
-                let state = shared.as_ref().map(|shared| (shared, changes.as_slice()));
+                let mut state = std::mem::take(&mut carried);
+                state.extend(shared.take_records(&moderator));
                 let mut tally = Tally::new(Source::Kafka);
                 for outcome in &outcomes {
                     tally.count(outcome);
@@ -186,27 +184,22 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
                 let delivered = match &acks {
                     None => {
                         let committed =
-                            transact(&consumer, &producer, &run.config, &batch, &outcomes, state)
+                            transact(&consumer, &producer, &run.config, &batch, &outcomes, &state)
                                 .await;
                         // Committed or not, this batch is no longer in flight: an aborted
                         // one is fetched again after the rewind.
                         metrics.in_flight().sub(batch.len() as i64);
-                        if matches!(committed, Ok(true)) {
-                            metrics.add(&tally, now_unix_seconds());
+                        match committed {
+                            Ok(true) => metrics.add(&tally, now_unix_seconds()),
+                            Ok(false) => carried = state,
+                            Err(_) => {}
                         }
                         committed?
                     }
                     Some(acks) => {
                         let mut deliveries =
                             send_all(&producer, &run.config, &batch, &outcomes).await?;
-                        if let Some((shared, changes)) = state {
-                            deliveries.extend(
-                                shared
-                                    .send(&producer, changes)
-                                    .await
-                                    .map_err(WorkerError::Delivery)?,
-                            );
-                        }
+                        deliveries.extend(send_state(&producer, &state).await?);
                         let offsets = next_offsets(&batch);
                         let Some(slot) = reserve_in_flight(&consumer, acks).await else {
                             // The acknowledger stopped on a failed delivery; it says why below.
@@ -260,6 +253,22 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
+}
+
+/// Queues a batch's state records and returns their pending acknowledgements.
+async fn send_state(
+    producer: &FutureProducer<WorkerContext>,
+    state: &[(&SharedState, Vec<StateRecord>)],
+) -> Result<Vec<DeliveryFuture>, WorkerError> {
+    let mut deliveries = Vec::new();
+    for (shared, records) in state {
+        let sent = shared.send(producer, records).await.map_err(|error| {
+            crate::metrics::global().count_error(ErrorStage::Delivery);
+            WorkerError::Delivery(error)
+        })?;
+        deliveries.extend(sent);
+    }
+    Ok(deliveries)
 }
 
 /// A watch that turns true on SIGTERM or SIGINT.
@@ -360,9 +369,6 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
     })
 }
 
-/// Results of how many batches may wait for the broker's acknowledgement at once.
-const BATCHES_IN_FLIGHT: usize = 4;
-
 /// A place for one more batch among those awaiting acknowledgement. When all are taken, the
 /// worker's partitions are paused until one frees up, so that librdkafka stops fetching for
 /// a worker that cannot take more (its prefetch queue is bounded too, but need not fill).
@@ -376,11 +382,19 @@ async fn reserve_in_flight<'a>(
         Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return None,
         Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
     }
-    let paused = consumer.assignment().ok();
+    let metrics = crate::metrics::global();
+    let paused = consumer
+        .assignment()
+        .ok()
+        .filter(|partitions| match consumer.pause(partitions) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "cannot pause the assigned partitions");
+                false
+            }
+        });
     if let Some(partitions) = &paused {
-        if let Err(error) = consumer.pause(partitions) {
-            tracing::debug!(%error, "cannot pause the assigned partitions");
-        }
+        metrics.count_pause(partitions.count());
         tracing::debug!(
             partitions = partitions.count(),
             "acknowledgements behind: partitions paused"
@@ -392,6 +406,8 @@ async fn reserve_in_flight<'a>(
         if let Err(error) = consumer.resume(partitions) {
             tracing::debug!(%error, "cannot resume every paused partition");
         }
+        metrics.count_resume();
+        tracing::debug!(partitions = partitions.count(), "partitions resumed");
     }
     slot
 }
@@ -502,21 +518,15 @@ async fn transact(
     config: &KafkaConfig,
     batch: &[Consumed],
     outcomes: &[Outcome],
-    state: Option<(&SharedState, &[crate::checks::duplicates::StateChange])>,
+    state: &[(&SharedState, Vec<StateRecord>)],
 ) -> Result<bool, WorkerError> {
     let offsets = next_offsets(batch);
     let attempt = async {
         tokio::task::block_in_place(|| producer.begin_transaction())
             .map_err(WorkerError::Delivery)?;
         produce(producer, config, batch, outcomes).await?;
-        if let Some((shared, changes)) = state {
-            for delivery in shared
-                .send(producer, changes)
-                .await
-                .map_err(WorkerError::Delivery)?
-            {
-                acknowledge(delivery.await)?;
-            }
+        for delivery in send_state(producer, state).await? {
+            acknowledge(delivery.await)?;
         }
         let group = consumer
             .group_metadata()

@@ -504,3 +504,74 @@ fn every_documented_route_is_served_and_no_other() {
     assert_eq!(answer["error"]["message"], "no such route");
     run.stop();
 }
+
+#[test]
+fn the_api_answers_unavailable_until_the_image_index_is_replayed() {
+    use loomguard::images::fetch::{FetchSettings, Fetcher};
+
+    let rules = loomguard::rules::RuleSet::load(&repo().join("rules")).unwrap();
+    let fetcher = Fetcher::new(FetchSettings::default()).unwrap();
+    let hasher =
+        loomguard::images::hasher::ImageHasher::new(fetcher.clone(), rules.images.decode, 10)
+            .unwrap();
+    let images = loomguard::checks::images::ImageCheck::new(
+        hasher,
+        rules.images.clone(),
+        rules.holidays.clone(),
+        loomguard::images::state::ImageState::new(),
+        None,
+    );
+    let moderator = loomguard::moderator::Moderator::new(std::sync::Arc::new(rules), 1 << 20)
+        .unwrap()
+        .with_images(images.clone());
+    // As a Kafka worker's index is before its topic is replayed.
+    images.expect_replay();
+    let emit: loomguard::api::Emit = std::sync::Arc::new(|_| {});
+    let state = loomguard::api::ApiState {
+        moderator: std::sync::Arc::new(moderator),
+        images: images.clone(),
+        fetcher,
+        outlet: loomguard::api::Outlet::Local(emit),
+        tokens: std::sync::Arc::new(vec![TOKEN.to_owned()]),
+    };
+    let router = loomguard::api::router(state, 1 << 20);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(loomguard::api::health::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+
+    let client = Client::new(&base);
+    assert_eq!(
+        code(&client.get("/v1/listings/P1/images")),
+        (503, "unavailable")
+    );
+    let complaint = json!({"complaint_id": "C1", "rights_holder": "R",
+                           "originals": [{"base64": "aGVsbG8="}]});
+    assert_eq!(
+        code(&client.post("/v1/complaints", complaint)),
+        (503, "unavailable")
+    );
+    // A wrong token is still refused as such.
+    assert_eq!(
+        code(&client.send("get", "/v1/listings/P1/images", Some("wrong"), None)),
+        (401, "unauthorized")
+    );
+
+    images.set_replayed();
+    assert_eq!(
+        code(&client.get("/v1/listings/P1/images")),
+        (404, "not_found")
+    );
+    let _ = stop.send(());
+    runtime.block_on(server).unwrap().unwrap();
+}

@@ -472,3 +472,22 @@ fn run_refuses_outputs_that_would_write_over_the_input_or_each_other() {
         );
     }
 }
+
+#[test]
+fn kafka_mode_refuses_a_state_dir_beside_the_image_index_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refused before any connection: no broker listens on port 1.
+    let output = loomguard()
+        .args(["run", "--brokers", "127.0.0.1:1", "--state-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("loomguard starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--no-image-topic"), "{stderr}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing is written to the state directory"
+    );
+}

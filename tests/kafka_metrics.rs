@@ -1,57 +1,16 @@
 //! Kafka mode's metrics and readiness against a real broker (`LOOMGUARD_TEST_BROKERS`; the
 //! test says it is skipped and passes without one): assigned partitions, lag per partition
-//! from librdkafka statistics, events counted once acknowledged, `/readyz`, and a rule
-//! reload mid-stream.
+//! from librdkafka statistics, events counted once acknowledged, `/readyz`, a rule reload
+//! mid-stream, and partitions paused at the in-flight bound and resumed.
 
 mod common;
 
 use std::time::Duration;
 
+use common::kafka::{create_topics, produce};
 use common::service::Service;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const PARTITIONS: i32 = 4;
-
-fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let topics: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for result in runtime
-        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
-        .expect("the broker answers")
-    {
-        result.expect("the topic is created");
-    }
-}
-
-fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    for (key, payload) in records {
-        let mut record = BaseRecord::to(topic)
-            .key(key.as_str())
-            .payload(payload.as_str());
-        while let Err((_, back)) = producer.send(record) {
-            record = back;
-            producer.poll(Duration::from_millis(50));
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-}
 
 fn event(n: usize) -> String {
     event_titled(n, "全棉府绸 40s×40s 133×72")
@@ -252,6 +211,60 @@ fn kafka_mode_reports_partitions_lag_and_acknowledged_decisions() {
     }
     assert_eq!(scrape.value("loomguard_in_flight_events", &[]), 0.0);
 
+    service.signal("TERM");
+    assert!(service.finish().success());
+}
+
+#[test]
+fn partitions_are_paused_at_the_in_flight_bound_and_resumed_after() {
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
+    let topics = topics("pause", &brokers);
+    // One batch may await its acknowledgement while the next is decided; the producer holds
+    // each batch's results 200 ms before sending them, so the worker is soon a batch ahead.
+    let service = worker(
+        &brokers,
+        &topics,
+        &[
+            "--batches-in-flight",
+            "1",
+            "--batch",
+            "20",
+            "--kafka-property",
+            "linger.ms=200",
+            "--no-state-topic",
+        ],
+    );
+    service.wait_for("partitions assigned", |s| {
+        s.value("loomguard_kafka_assigned_partitions", &[]) == f64::from(PARTITIONS)
+    });
+    assert_eq!(
+        service.scrape().value("loomguard_kafka_pauses_total", &[]),
+        0.0
+    );
+
+    let wave = |from: usize, to: usize| -> Vec<(String, String)> {
+        (from..to).map(|n| (format!("S{n}"), event(n))).collect()
+    };
+    produce(&brokers, &topics.input, &wave(0, 300));
+    let scrape = service.wait_for("the first wave decided", |s| {
+        s.sum("loomguard_decisions_total") == 300.0
+    });
+    let pauses = scrape.value("loomguard_kafka_pauses_total", &[]);
+    assert!(pauses >= 1.0, "never paused:\n{}", scrape.text);
+    service.wait_for("the partitions resumed", |s| {
+        s.value("loomguard_kafka_paused_partitions", &[]) == 0.0
+    });
+
+    // A paused partition is fetched from no more: the second wave, produced while the
+    // worker is idle, is decided only because the partitions were resumed.
+    produce(&brokers, &topics.input, &wave(300, 340));
+    let scrape = service.wait_for("the second wave decided", |s| {
+        s.sum("loomguard_decisions_total") == 340.0
+    });
+    assert_eq!(scrape.value("loomguard_in_flight_events", &[]), 0.0);
+    assert_eq!(scrape.value("loomguard_kafka_paused_partitions", &[]), 0.0);
     service.signal("TERM");
     assert!(service.finish().success());
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, Outlet};
 use crate::contract::{Action, Decision, DECISION_SCHEMA};
 use crate::images::hasher::ImageProblem;
 use crate::images::state::{ImageState, ListingMatch, LogRecord, Original};
@@ -224,40 +224,82 @@ pub async fn register_complaint(
     let now = OffsetDateTime::now_utc();
     let at = timestamp(now);
     let radius = state.images.rules().0.infringement_distance;
-    let (registered, matches, decisions) = {
+    let records: Vec<LogRecord> = hashed
+        .iter()
+        .map(|(name, hash)| LogRecord::Original {
+            complaint: request.complaint_id.clone(),
+            rights_holder: request.rights_holder.clone(),
+            original: name.clone(),
+            hash: hash.picture.hash,
+            mirrored: hash.picture.mirrored,
+            crops: hash.crops.clone(),
+            matchable: state.images.matchable(&hash.picture),
+            at: at.clone(),
+        })
+        .collect();
+    // In Kafka mode the topic first: a complaint it does not hold is registered nowhere, and
+    // the handler can send it again.
+    if let Outlet::Kafka(outlet) = &state.outlet {
+        outlet.append(&records).await.map_err(|err| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("cannot append the originals to the image index topic ({err}); nothing was registered"),
+            )
+        })?;
+    }
+
+    let (matches, decisions) = {
         let mut index = state.images.state();
-        if index.complaint(&request.complaint_id).is_some() {
+        // Once in the topic, the originals reach every other worker whatever happens here,
+        // so only a file-mode registration can still be refused.
+        if matches!(state.outlet, Outlet::Local(_))
+            && index.complaint(&request.complaint_id).is_some()
+        {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "complaint_exists",
                 format!("complaint {} is registered already", request.complaint_id),
             ));
         }
-        let mut registered = Vec::new();
-        for (name, hash) in &hashed {
-            let matchable = state.images.matchable(&hash.picture);
-            let record = LogRecord::Original {
-                complaint: request.complaint_id.clone(),
-                rights_holder: request.rights_holder.clone(),
-                original: name.clone(),
-                hash: hash.picture.hash,
-                mirrored: hash.picture.mirrored,
-                crops: hash.crops.clone(),
-                matchable,
-                at: at.clone(),
-            };
-            state.images.record(&mut index, record);
-            registered
-                .push(json!({"original": name, "hash": hash.picture.hash, "matchable": matchable}));
+        for record in &records {
+            state.images.record(&mut index, record.clone());
         }
         let matches = complaint_matches_in(&index, &request.complaint_id, radius);
         let decisions = suppressions(&state, &index, &request, &matches, now, &at);
-        (registered, matches, decisions)
+        (matches, decisions)
     };
     state.images.flush();
+    let registered: Vec<Value> = records
+        .iter()
+        .filter_map(|record| match record {
+            LogRecord::Original {
+                original,
+                hash,
+                matchable,
+                ..
+            } => Some(json!({"original": original, "hash": hash, "matchable": matchable})),
+            _ => None,
+        })
+        .collect();
     let suppressed = decisions.len();
-    if !decisions.is_empty() {
-        (state.emit)(decisions);
+    match &state.outlet {
+        Outlet::Local(emit) => {
+            if !decisions.is_empty() {
+                emit(decisions);
+            }
+        }
+        Outlet::Kafka(outlet) => outlet.decide(&decisions).await.map_err(|err| {
+            crate::metrics::global().count_error(crate::metrics::ErrorStage::Delivery);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "complaint {} is registered, but its {suppressed} suppressions could not be written to the decision topic ({err}); GET /v1/complaints/{}/matches lists the listings",
+                    request.complaint_id, request.complaint_id
+                ),
+            )
+        })?,
     }
     Ok((
         StatusCode::CREATED,

@@ -4,7 +4,10 @@
 //! It shares the image index with the stream's ordered image check ([`ImageCheck`]):
 //! registering a complaint hashes its originals, appends them to the image index log, and
 //! suppresses every live listing already indexed whose image matches, writing those
-//! decisions to the decision output at once (through [`ApiState::emit`]). The routes are in
+//! decisions to the decision output at once (through [`ApiState::outlet`]: the run's output
+//! file, or in Kafka mode the decision topic, the originals going to the image index topic
+//! first, [`kafka`]). While the index is still being replayed from its topic, every route
+//! that reads it answers 503. The routes are in
 //! [`ROUTES`], from which the router is built and against which the OpenAPI document
 //! ([`openapi`]) is tested.
 //!
@@ -14,6 +17,7 @@
 
 mod handlers;
 pub mod health;
+pub mod kafka;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -30,8 +34,18 @@ use crate::contract::Decision;
 use crate::images::fetch::Fetcher;
 use crate::moderator::Moderator;
 
-/// Where the API's decisions go: the run's decision output.
+/// Where the API's decisions go in file mode: the run's decision output.
 pub type Emit = Arc<dyn Fn(Vec<Decision>) + Send + Sync>;
+
+/// Where the API's results go.
+#[derive(Clone)]
+pub enum Outlet {
+    /// File mode: decisions to the run's output; originals to the local image index log
+    /// (through [`ImageCheck::record`]).
+    Local(Emit),
+    /// Kafka mode: decisions to the decision topic, originals to the image index topic.
+    Kafka(Arc<kafka::KafkaOutlet>),
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -40,7 +54,7 @@ pub struct ApiState {
     pub images: Arc<ImageCheck>,
     /// The API's own fetcher (a client of the API's runtime), for originals given by URL.
     pub fetcher: Fetcher,
-    pub emit: Emit,
+    pub outlet: Outlet,
     pub tokens: Arc<Vec<String>>,
 }
 
@@ -143,7 +157,14 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
             .iter()
             .any(|token| !token.is_empty() && constant_time_eq(token.as_bytes(), given.as_bytes()))
     });
-    if allowed {
+    if allowed && !state.images.is_replayed() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the image index is still being replayed; try again shortly",
+        )
+        .into_response()
+    } else if allowed {
         next.run(request).await
     } else {
         ApiError::new(

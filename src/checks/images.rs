@@ -11,6 +11,7 @@
 //! level; the event is still decided by every other check.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -59,6 +60,12 @@ pub struct ImageCheck {
     state: Mutex<ImageState>,
     /// Appended under the state's lock, so the log's order is the state's.
     log: Option<Mutex<ImageLog>>,
+    /// The records the stream's ordered check made since the worker last took them, kept
+    /// when they go to the image index topic with each batch's results (Kafka mode).
+    journal: Mutex<Option<Vec<LogRecord>>>,
+    /// False while the index is still being replayed from its topic: until then it answers
+    /// no complaint, which would miss the listings not replayed yet.
+    replayed: AtomicBool,
     counts: Mutex<ImageCounts>,
 }
 
@@ -80,6 +87,8 @@ impl ImageCheck {
             rules: ArcSwap::from_pointee((rules, holidays)),
             state: Mutex::new(state),
             log: log.map(Mutex::new),
+            journal: Mutex::new(None),
+            replayed: AtomicBool::new(true),
             counts: Mutex::new(ImageCounts::default()),
         })
     }
@@ -108,6 +117,57 @@ impl ImageCheck {
                 tracing::warn!(error = %err, path = %log.path().display(), "cannot append to the image index log");
             }
         }
+    }
+
+    /// Applies and logs a record of the stream's ordered check, and journals it when a
+    /// journal is kept.
+    fn remember(&self, state: &mut ImageState, record: LogRecord) {
+        if let Some(journal) = lock(&self.journal).as_mut() {
+            journal.push(record.clone());
+        }
+        self.record(state, record);
+    }
+
+    /// Keeps the stream's records from now on, for [`ImageCheck::take_journal`].
+    pub fn keep_journal(&self) {
+        lock(&self.journal).get_or_insert_with(Vec::new);
+    }
+
+    /// The stream's records since the last call, oldest first (none without a journal).
+    pub fn take_journal(&self) -> Vec<LogRecord> {
+        lock(&self.journal)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Marks the index as awaiting the replay of its topic.
+    pub fn expect_replay(&self) {
+        self.replayed.store(false, Ordering::Release);
+    }
+
+    /// Marks the index as replayed.
+    pub fn set_replayed(&self) {
+        self.replayed.store(true, Ordering::Release);
+    }
+
+    /// Whether the index holds everything its log held at start.
+    pub fn is_replayed(&self) -> bool {
+        self.replayed.load(Ordering::Acquire)
+    }
+
+    /// Applies a record another worker wrote (or an earlier run did): to the state alone, as
+    /// it is in the log already.
+    pub fn apply_replicated(&self, record: &LogRecord) {
+        let indexed = {
+            let mut state = self.state();
+            state.apply(record);
+            state.listing_images() + state.original_hashes()
+        };
+        // An idle worker flushes no batch, yet its index grows with what others write.
+        crate::metrics::global()
+            .image_index_entries
+            .set(i64::try_from(indexed).unwrap_or(i64::MAX));
     }
 
     /// Writes the log's buffered records out.
@@ -192,7 +252,7 @@ impl ImageCheck {
                     listing: listing.id.clone(),
                     at: crate::moderator::timestamp(OffsetDateTime::now_utc()),
                 };
-                self.record(&mut state, record);
+                self.remember(&mut state, record);
             }
             return;
         }
@@ -259,7 +319,7 @@ impl ImageCheck {
         }
         if indexed.is_empty() {
             if state.listing(&listing.id).is_some() {
-                self.record(
+                self.remember(
                     &mut state,
                     LogRecord::Delete {
                         listing: listing.id.clone(),
@@ -276,7 +336,7 @@ impl ImageCheck {
             images: indexed,
             at: now,
         };
-        self.record(&mut state, record);
+        self.remember(&mut state, record);
     }
 
     /// The end of the seller's time for counter-evidence, for a decision made `at`.
@@ -335,5 +395,97 @@ fn count_outcome(result: &HashResult) {
     metrics.image_fetches.with_label_values(&[fetch]).inc();
     if let Some(decode) = decode {
         metrics.image_decodes.with_label_values(&[decode]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::fetch::{FetchSettings, Fetcher};
+    use crate::images::ImageHash;
+    use crate::rules::RuleSet;
+
+    fn listing_event(listing: &str, op: Op) -> ListingEvent {
+        serde_json::from_value(serde_json::json!({
+            "schema": "listing-event/v1", "event_id": "e", "op": op,
+            "occurred_at": "2026-12-02T09:15:00+08:00",
+            "seller": {"id": "S1"},
+            "listing": {"id": listing, "images": ["file:///camera.png"]}
+        }))
+        .expect("the test event is well formed")
+    }
+
+    #[test]
+    fn the_journal_holds_the_streams_records_only() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rules = RuleSet::load(&root.join("rules")).unwrap();
+        let checks = Checks::new(&rules).unwrap();
+        let hasher = ImageHasher::new(
+            Fetcher::new(FetchSettings::default()).unwrap(),
+            rules.images.decode,
+            10,
+        )
+        .unwrap();
+        let check = ImageCheck::new(
+            hasher,
+            rules.images.clone(),
+            rules.holidays.clone(),
+            ImageState::new(),
+            None,
+        );
+        let photo = std::fs::read(root.join("tests/data/images/camera.png")).unwrap();
+        let hash = crate::images::hash_bytes(&photo, &rules.images.decode).unwrap();
+        let observe = |listing: &str, op: Op| {
+            let mut inspection = Inspection::default();
+            if op == Op::Upsert {
+                inspection.images.push(HashedImage {
+                    url: "file:///camera.png".into(),
+                    result: Ok(hash),
+                });
+            }
+            check.observe(&checks, &listing_event(listing, op), &mut inspection);
+        };
+
+        // Without a journal nothing is kept.
+        observe("P0", Op::Upsert);
+        assert!(check.take_journal().is_empty());
+
+        check.keep_journal();
+        observe("P1", Op::Upsert);
+        let journal = check.take_journal();
+        assert!(
+            matches!(journal.as_slice(), [LogRecord::Listing { listing, .. }] if listing == "P1"),
+            "{journal:?}"
+        );
+        // The same images again change nothing, so they make no record.
+        observe("P1", Op::Upsert);
+        assert!(check.take_journal().is_empty());
+
+        // The complaint API's records and other workers' are applied, not journaled.
+        let original = LogRecord::Original {
+            complaint: "C1".into(),
+            rights_holder: "R".into(),
+            original: "o.png".into(),
+            hash: ImageHash(7),
+            mirrored: ImageHash(8),
+            crops: Vec::new(),
+            matchable: true,
+            at: "t".into(),
+        };
+        check.record(&mut check.state(), original);
+        check.apply_replicated(&LogRecord::Delete {
+            listing: "P0".into(),
+            at: String::new(),
+        });
+        assert!(check.take_journal().is_empty());
+        assert!(check.state().complaint("C1").is_some());
+        assert!(check.state().listing("P0").is_none());
+
+        observe("P1", Op::Delete);
+        let journal = check.take_journal();
+        assert!(
+            matches!(journal.as_slice(), [LogRecord::Delete { listing, .. }] if listing == "P1"),
+            "{journal:?}"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! At start the log is replayed into an [`ImageState`]; while the worker runs, every
 //! listing's hashed images, every delete of an indexed listing and every registered original
 //! is appended. A replica rebuilt from the log holds exactly the live listings' images and the
-//! originals. (The Kafka mode's compacted `image-index` topic will carry the same records.)
+//! originals. In Kafka mode the compacted `image-index` topic carries the same records, each
+//! encoded as one line is here ([`encode`], [`decode`]; see [`crate::state::images`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -48,6 +49,24 @@ pub struct LogError {
     pub source: io::Error,
 }
 
+/// A record as one line of the log (without the newline), and as the value of its topic record.
+pub fn encode(record: &LogRecord) -> Vec<u8> {
+    let line = Line {
+        schema: LOG_SCHEMA.to_owned(),
+        record: record.clone(),
+    };
+    // Strings, numbers and hashes (which serialise as hex strings) always serialise.
+    serde_json::to_vec(&line).unwrap_or_default()
+}
+
+/// The record a line holds; `None` when it is not a record of this version.
+pub fn decode(bytes: &[u8]) -> Option<LogRecord> {
+    match serde_json::from_slice::<Line>(bytes) {
+        Ok(line) if line.schema == LOG_SCHEMA => Some(line.record),
+        _ => None,
+    }
+}
+
 impl ImageLog {
     /// Opens (creating it if need be) the log under `state_dir` and replays it into `state`.
     pub fn open(state_dir: &Path, state: &mut ImageState) -> Result<(ImageLog, Replay), LogError> {
@@ -66,12 +85,12 @@ impl ImageLog {
                     if line.is_empty() {
                         continue;
                     }
-                    match serde_json::from_slice::<Line>(&line) {
-                        Ok(line) if line.schema == LOG_SCHEMA => {
-                            state.apply(&line.record);
+                    match decode(&line) {
+                        Some(record) => {
+                            state.apply(&record);
                             replay.records += 1;
                         }
-                        _ => replay.skipped += 1,
+                        None => replay.skipped += 1,
                     }
                 }
             }
@@ -101,11 +120,7 @@ impl ImageLog {
 
     /// Appends a record (buffered: [`ImageLog::flush`] writes it out).
     pub fn append(&mut self, record: &LogRecord) -> io::Result<()> {
-        let line = Line {
-            schema: LOG_SCHEMA.to_owned(),
-            record: record.clone(),
-        };
-        serde_json::to_writer(&mut self.writer, &line)?;
+        self.writer.write_all(&encode(record))?;
         self.writer.write_all(b"\n")
     }
 

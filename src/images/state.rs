@@ -229,7 +229,9 @@ impl ImageState {
         }
     }
 
-    /// Registers a protected original (and its mirror image) under its complaint.
+    /// Registers a protected original (and its mirror image) under its complaint. The same
+    /// original again (same name and hash) changes nothing: a topic replayed before its
+    /// compaction can hold a record twice.
     pub fn add_original(&mut self, complaint: &str, rights_holder: &str, original: Original) {
         let entry = self
             .complaints
@@ -240,6 +242,13 @@ impl ImageState {
                 registered_at: original.at.clone(),
                 originals: Vec::new(),
             });
+        if entry
+            .originals
+            .iter()
+            .any(|o| o.original == original.original && o.hash == original.hash)
+        {
+            return;
+        }
         let number = entry.originals.len();
         if original.matchable {
             for (hash, mirrored) in original.bank() {
@@ -375,6 +384,26 @@ mod tests {
         assert_eq!((plain[0].distance, plain[0].mirrored), (1, false));
         let mirror = state.originals_near(ImageHash(0xf0f0), 2);
         assert_eq!((mirror[0].distance, mirror[0].mirrored), (0, true));
+    }
+
+    #[test]
+    fn an_original_recorded_twice_is_registered_once() {
+        let mut state = ImageState::new();
+        let record = LogRecord::Original {
+            complaint: "C1".into(),
+            rights_holder: "R".into(),
+            original: "o.jpg".into(),
+            hash: ImageHash(0x0f0f),
+            mirrored: ImageHash(0xf0f0),
+            crops: Vec::new(),
+            matchable: true,
+            at: "t".into(),
+        };
+        state.apply(&record);
+        state.apply(&record);
+        assert_eq!(state.original_hashes(), 2);
+        assert_eq!(state.complaint("C1").unwrap().originals.len(), 1);
+        assert_eq!(state.originals_near(ImageHash(0x0f0f), 0).len(), 1);
     }
 
     #[test]

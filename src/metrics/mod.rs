@@ -52,6 +52,8 @@ pub struct Metrics {
     /// The (topic, partition) series `kafka_lag` holds, to drop those no longer assigned.
     lag_series: Mutex<BTreeSet<(String, i32)>>,
     kafka_assigned: IntGauge,
+    kafka_pauses: IntCounter,
+    kafka_paused: IntGauge,
     /// The version `rules_info` names, if rules are loaded.
     rules_version: Mutex<Option<String>>,
     /// Filled by the image check, per image of a listing.
@@ -185,6 +187,20 @@ impl Metrics {
                 "Input partitions assigned to this worker.",
             ),
         );
+        let kafka_pauses = register(
+            &registry,
+            IntCounter::new(
+                "loomguard_kafka_pauses_total",
+                "Times the worker paused its partitions because its bound of batches awaiting acknowledgement was reached.",
+            ),
+        );
+        let kafka_paused = register(
+            &registry,
+            IntGauge::new(
+                "loomguard_kafka_paused_partitions",
+                "Input partitions paused now, until a batch awaiting acknowledgement is acknowledged.",
+            ),
+        );
 
         let image_fetches = counter_vec(
             &registry,
@@ -237,6 +253,8 @@ impl Metrics {
             kafka_lag,
             lag_series: Mutex::new(BTreeSet::new()),
             kafka_assigned,
+            kafka_pauses,
+            kafka_paused,
             rules_version: Mutex::new(None),
             image_fetches,
             image_decodes,
@@ -325,6 +343,18 @@ impl Metrics {
     pub fn set_assigned_partitions(&self, count: usize) {
         self.kafka_assigned
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The worker paused `partitions` partitions.
+    pub fn count_pause(&self, partitions: usize) {
+        self.kafka_pauses.inc();
+        self.kafka_paused
+            .set(i64::try_from(partitions).unwrap_or(i64::MAX));
+    }
+
+    /// The worker resumed the partitions it had paused.
+    pub fn count_resume(&self) {
+        self.kafka_paused.set(0);
     }
 
     pub fn assigned_partitions(&self) -> i64 {

@@ -68,6 +68,8 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// The compacted topic of the shared duplicate state, if the worker shares it.
     pub state_topic: Option<String>,
+    /// The compacted topic of the image index log, if the worker keeps it there.
+    pub image_topic: Option<String>,
     /// librdkafka properties passed through to both clients (TLS, SASL, timeouts …); they
     /// override loomguard's own settings.
     pub properties: Vec<(String, String)>,

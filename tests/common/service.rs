@@ -99,19 +99,26 @@ impl Service {
         Service::spawn(&[], args)
     }
 
+    /// [`Service::start_kafka`] with images checked and the complaint API served, its bearer
+    /// token `token`.
+    pub fn start_kafka_with_images(token: &str, args: &[&str]) -> Service {
+        Service::spawn_with(&[], args, &[("LOOMGUARD_API_TOKENS", token)])
+    }
+
     fn spawn(input: &[&str], args: &[&str]) -> Service {
+        // Without images the listener serves the operators' routes alone and closes with
+        // the run; the complaint API has tests of its own (tests/api.rs).
+        let mut input = input.to_vec();
+        input.push("--no-images");
+        Service::spawn_with(&input, args, &[])
+    }
+
+    fn spawn_with(input: &[&str], args: &[&str], env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
             .current_dir(super::repo())
             .env("LOOMGUARD_LOG", "info")
-            // Without images the listener serves the operators' routes alone and closes
-            // with the run; the complaint API has tests of its own (tests/api.rs).
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-progress",
-                "--no-images",
-            ])
+            .envs(env.iter().copied())
+            .args(["run", "--listen", "127.0.0.1:0", "--no-progress"])
             .args(input)
             .args(args)
             .stdin(Stdio::piped())
@@ -158,11 +165,32 @@ impl Service {
 
     /// `GET path`: the status code and the body.
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.request(&format!("GET {path} HTTP/1.0\r\nHost: loomguard\r\n\r\n"))
+    }
+
+    /// `POST path` with a JSON body and a bearer token: the status code and the body.
+    pub fn post(&self, path: &str, token: &str, body: &serde_json::Value) -> (u16, String) {
+        let body = body.to_string();
+        self.request(&format!(
+            "POST {path} HTTP/1.0\r\nHost: loomguard\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// `GET path` with a bearer token.
+    pub fn get_authorized(&self, path: &str, token: &str) -> (u16, String) {
+        self.request(&format!(
+            "GET {path} HTTP/1.0\r\nHost: loomguard\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ))
+    }
+
+    fn request(&self, request: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(self.addr).expect("the listener accepts");
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: loomguard\r\n\r\n").unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
@@ -172,6 +200,19 @@ impl Service {
             .and_then(|code| code.parse().ok())
             .expect("a status code");
         (status, body.to_owned())
+    }
+
+    /// Polls `/readyz` until it answers 200 (at most 60 s).
+    pub fn wait_ready(&self) {
+        let started = Instant::now();
+        while self.get("/readyz").0 != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "not ready within 60 s; stderr: {:?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn scrape(&self) -> Scrape {

@@ -1,14 +1,20 @@
-//! The duplicate check's state shared through a compacted Kafka topic, so that it survives a
-//! worker's restart and follows a seller's partition to whichever worker owns it next.
+//! State shared by the workers through compacted Kafka topics, so that it survives a worker's
+//! restart and reaches every worker of the group.
 //!
-//! Sits beside the Kafka source and sink. The topic holds one record per live listing, keyed
-//! by listing id, its value the [`LiveListing`] as JSON; a listing that is deleted or found to
-//! be a copy gets a tombstone (no value), which compaction turns into its removal. Before it
-//! consumes any event, a worker replays the topic from the beginning up to its end as it
-//! found it; then a thread tails it and applies what other workers write. Each worker writes
-//! the changes of every batch together with the batch's results, before the batch's offsets
-//! are stored (or inside the batch's transaction), so the state is as durable as the
-//! decisions. A header names the worker that wrote a record, so that it skips its own.
+//! Sits beside the Kafka source and sink. Two kinds of state travel this way, each in a topic
+//! of its own and each a [`Replica`]: the duplicate check's live listings ([`listings`]) and
+//! the image index log ([`images`]). Whatever the state, the mechanism is the same: a record's
+//! key names the thing it describes, so that compaction keeps only its latest record, and a
+//! tombstone (no value) removes it. Before it consumes any event, a worker replays each topic
+//! from the beginning up to its end as it found it; then a thread tails it and applies what
+//! other workers write. Each worker writes the records of every batch together with the
+//! batch's results, before the batch's offsets are stored (or inside the batch's
+//! transaction), so the state is as durable as the decisions. A header names the worker that
+//! wrote a record, so that it skips its own. [`StateTopics`] is a worker's set of them, as its
+//! configuration names them.
+
+pub mod images;
+pub mod listings;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,10 +29,12 @@ use rdkafka::producer::future_producer::DeliveryFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::checks::duplicates::{LiveListing, StateChange};
+use crate::checks::images::ImageCheck;
 use crate::moderator::Moderator;
 use crate::sink::kafka::send_record;
 use crate::source::kafka::{KafkaConfig, WorkerContext};
+use images::ImageIndex;
+use listings::Listings;
 
 /// The header naming the worker that wrote a state record.
 pub const WRITER_HEADER: &str = "loomguard-writer";
@@ -53,7 +61,21 @@ pub enum StateError {
 /// How long a replay may take before the worker gives up starting.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A worker's end of the state topic.
+/// One record for a state topic: what it is about, and its value or `None` for a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRecord {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A state a topic replicates: how a record read from the topic is applied.
+pub trait Replica: Send + Sync + 'static {
+    /// Applies one record (`value` `None` for a tombstone); `false` when the record is not one
+    /// of this state's, which is then skipped.
+    fn apply(&self, key: &[u8], value: Option<&[u8]>) -> bool;
+}
+
+/// A worker's end of a state topic.
 pub struct SharedState {
     topic: String,
     writer: String,
@@ -62,31 +84,30 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Creates the topic if it is missing (compacted), replays it into `moderator`, and starts
+    /// Creates the topic if it is missing (compacted), replays it into `replica`, and starts
     /// tailing it. Returns once the replay is complete, with the number of records applied.
     pub async fn start(
         config: &KafkaConfig,
         topic: &str,
         writer: &str,
-        moderator: Arc<Moderator>,
+        replica: Arc<dyn Replica>,
     ) -> Result<(SharedState, u64), StateError> {
         create_compacted(config, topic).await?;
-        moderator.keep_state_journal();
         let consumer = assigned_consumer(config, topic)?;
         let ends = tokio::task::block_in_place(|| ends(&consumer, topic))?;
-        let replayed = tokio::task::block_in_place(|| replay(&consumer, &ends, &moderator))
+        let replayed = tokio::task::block_in_place(|| replay(&consumer, &ends, replica.as_ref()))
             .map_err(|_| StateError::Timeout {
-                topic: topic.to_owned(),
-                timeout: REPLAY_TIMEOUT,
-            })?;
+            topic: topic.to_owned(),
+            timeout: REPLAY_TIMEOUT,
+        })?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let tail = {
             let stop = stop.clone();
             let writer = writer.to_owned();
             std::thread::Builder::new()
-                .name("state-tail".to_owned())
-                .spawn(move || tail(&consumer, &writer, &moderator, &stop))
+                .name(format!("tail-{topic}"))
+                .spawn(move || tail(&consumer, &writer, replica.as_ref(), &stop))
                 .ok()
         };
         Ok((
@@ -100,35 +121,106 @@ impl SharedState {
         ))
     }
 
-    /// Queues a batch's state changes and returns their pending acknowledgements.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Queues records and returns their pending acknowledgements.
     pub async fn send(
         &self,
         producer: &FutureProducer<WorkerContext>,
-        changes: &[StateChange],
+        records: &[StateRecord],
     ) -> Result<Vec<DeliveryFuture>, KafkaError> {
-        let mut deliveries = Vec::with_capacity(changes.len());
-        for change in changes {
-            let (key, value) = match change {
-                StateChange::Live(live) => (
-                    live.listing.as_str(),
-                    // A plain struct of strings and numbers always serialises.
-                    Some(serde_json::to_vec(live).unwrap_or_default()),
-                ),
-                StateChange::Gone(listing) => (listing.as_str(), None),
-            };
-            let headers = OwnedHeaders::new().insert(Header {
-                key: WRITER_HEADER,
-                value: Some(self.writer.as_bytes()),
-            });
-            let mut record = FutureRecord::to(&self.topic)
-                .key(key.as_bytes())
-                .headers(headers);
-            if let Some(value) = &value {
-                record = record.payload(value.as_slice());
-            }
-            deliveries.push(send_record(producer, record).await?);
+        send_records(producer, &self.topic, &self.writer, records).await
+    }
+}
+
+/// Queues records for a state topic as written by `writer`, and returns their pending
+/// acknowledgements. The complaint API writes through this too, beside the worker's stream.
+pub async fn send_records(
+    producer: &FutureProducer<WorkerContext>,
+    topic: &str,
+    writer: &str,
+    records: &[StateRecord],
+) -> Result<Vec<DeliveryFuture>, KafkaError> {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for StateRecord { key, value } in records {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: WRITER_HEADER,
+            value: Some(writer.as_bytes()),
+        });
+        let mut record = FutureRecord::to(topic).key(key.as_bytes()).headers(headers);
+        if let Some(value) = value {
+            record = record.payload(value.as_slice());
         }
-        Ok(deliveries)
+        deliveries.push(send_record(producer, record).await?);
+    }
+    Ok(deliveries)
+}
+
+/// The worker's ends of the state topics it shares with the rest of the group.
+pub struct StateTopics {
+    /// The duplicate check's live listings.
+    listings: Option<SharedState>,
+    /// The image index log, and the image check whose records it carries.
+    images: Option<(SharedState, Arc<ImageCheck>)>,
+}
+
+impl StateTopics {
+    /// Replays every state topic the configuration names, and starts tailing them.
+    pub async fn start(
+        config: &KafkaConfig,
+        moderator: &Arc<Moderator>,
+    ) -> Result<StateTopics, StateError> {
+        let writer = &config.transactional_id;
+        let listings = match &config.state_topic {
+            Some(topic) => {
+                moderator.keep_state_journal();
+                let replica = Arc::new(Listings(moderator.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica).await?;
+                tracing::info!(topic, replayed, "shared state replayed");
+                Some(shared)
+            }
+            None => None,
+        };
+        let images = match (&config.image_topic, moderator.images()) {
+            (Some(topic), Some(check)) => {
+                check.keep_journal();
+                let replica = Arc::new(ImageIndex(check.clone()));
+                let (shared, replayed) = SharedState::start(config, topic, writer, replica).await?;
+                check.flush();
+                check.set_replayed();
+                let (listing_images, original_hashes) = {
+                    let state = check.state();
+                    (state.listing_images(), state.original_hashes())
+                };
+                tracing::info!(
+                    topic,
+                    replayed,
+                    listing_images,
+                    original_hashes,
+                    "image index replayed"
+                );
+                Some((shared, check.clone()))
+            }
+            _ => None,
+        };
+        Ok(StateTopics { listings, images })
+    }
+
+    /// The records a batch's decisions made, per state topic.
+    pub fn take_records(&self, moderator: &Moderator) -> Vec<(&SharedState, Vec<StateRecord>)> {
+        let mut records = Vec::new();
+        // Taken whether or not it is shared, so that an unshared journal never grows.
+        let changes = moderator.take_state_changes();
+        if let Some(shared) = &self.listings {
+            records.push((shared, listings::records(&changes)));
+        }
+        if let Some((shared, check)) = &self.images {
+            records.push((shared, images::records(&check.take_journal())));
+        }
+        records.retain(|(_, records)| !records.is_empty());
+        records
     }
 }
 
@@ -243,7 +335,7 @@ fn ends(
 fn replay(
     consumer: &BaseConsumer<WorkerContext>,
     ends: &[(i32, i64)],
-    moderator: &Moderator,
+    replica: &dyn Replica,
 ) -> Result<u64, ()> {
     let started = Instant::now();
     let mut applied = 0;
@@ -256,8 +348,7 @@ fn replay(
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        if let Some(change) = change_of(&message) {
-            moderator.apply_state_changes([change]);
+        if apply(replica, &message) {
             applied += 1;
         }
     }
@@ -281,7 +372,7 @@ fn reached_all(consumer: &BaseConsumer<WorkerContext>, ends: &[(i32, i64)]) -> b
 fn tail(
     consumer: &BaseConsumer<WorkerContext>,
     writer: &str,
-    moderator: &Moderator,
+    replica: &dyn Replica,
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::Acquire) {
@@ -296,23 +387,14 @@ fn tail(
         if own {
             continue;
         }
-        if let Some(change) = change_of(&message) {
-            moderator.apply_state_changes([change]);
-        }
+        apply(replica, &message);
     }
 }
 
-/// The state change a record holds; `None` for a record that is not one of ours.
-fn change_of<M: Message>(message: &M) -> Option<StateChange> {
-    let listing = std::str::from_utf8(message.key()?).ok()?;
-    match message.payload() {
-        None => Some(StateChange::Gone(listing.to_owned())),
-        Some(value) => match serde_json::from_slice::<LiveListing>(value) {
-            Ok(live) if live.listing == listing => Some(StateChange::Live(live)),
-            _ => {
-                tracing::debug!(listing, "state record that is no live listing skipped");
-                None
-            }
-        },
+/// Applies a record that has a key; a keyless one is no state's.
+fn apply<M: Message>(replica: &dyn Replica, message: &M) -> bool {
+    match message.key() {
+        Some(key) => replica.apply(key, message.payload()),
+        None => false,
     }
 }
