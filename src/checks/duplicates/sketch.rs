@@ -294,6 +294,47 @@ mod tests {
         }
     }
 
+    /// The SimHash counted one bit at a time, as the definition says.
+    fn simhash_by_definition(title: &str, description: &str) -> u64 {
+        let mut counts = [0u64; 64];
+        let mut total = 0;
+        for (text, weight) in [(title, 2), (description, 1)] {
+            let chars: Vec<u64> = Normalizer.normalize(text).chars().map(u64::from).collect();
+            let grams: Vec<u64> = match chars.len() {
+                0 => vec![],
+                1 => vec![chars[0] << 42],
+                2 => vec![chars[0] << 21 | chars[1] << 42],
+                _ => chars
+                    .windows(3)
+                    .map(|w| w[0] | w[1] << 21 | w[2] << 42)
+                    .collect(),
+            };
+            for gram in grams {
+                let hash = mix(gram);
+                total += weight;
+                for (bit, count) in counts.iter_mut().enumerate() {
+                    *count += weight * (hash >> bit & 1);
+                }
+            }
+        }
+        (0..64)
+            .filter(|&bit| 2 * counts[bit] > total)
+            .fold(0, |h, bit| h | 1 << bit)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lane_counting_is_the_simhash_by_definition(
+            title in "[棉麻丝 a-c0-2]{0,40}",
+            description in "[棉麻丝涤纶 a-d0-3，。]{0,600}",
+        ) {
+            proptest::prop_assume!(!(Normalizer.normalize(&title).is_empty()
+                && Normalizer.normalize(&description).is_empty()));
+            let sketch = sketch(&title, &description);
+            proptest::prop_assert_eq!(sketch.simhash, simhash_by_definition(&title, &description));
+        }
+    }
+
     #[test]
     fn a_text_longer_than_a_lane_holds_is_counted_exactly() {
         // Every 3-gram of the text is the same, so the SimHash is that 3-gram's hash.
