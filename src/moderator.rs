@@ -24,7 +24,7 @@ use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
 use crate::decide::decide;
 use crate::decode::{decode, DecodeError, Decoded};
-use crate::metrics::{unix_seconds, KindCounts};
+use crate::metrics::KindCounts;
 use crate::rules::RuleSet;
 
 /// What became of one input record, already encoded as a JSON line.
@@ -306,7 +306,8 @@ impl Moderator {
                     line: encode_line(&decision),
                     key: decision.listing_id,
                     findings,
-                    occurred_at: unix_seconds(&decoded.event.occurred_at),
+                    // Decoding parsed and validated the time already.
+                    occurred_at: Some(decoded.occurred_at.unix_timestamp_nanos() as f64 / 1e9),
                 }
             }
             Prepared::Dead { reason, line } => Outcome::DeadLetter { reason, line },

@@ -50,22 +50,37 @@ impl Normalized {
         self.text.reserve(capacity);
     }
 
-    /// Appends the normal form of one original character: what [`Normalizer::normalize_into`]
-    /// does for each character, for a caller that walks the characters anyway.
+    /// Appends the normal form of one original character, what [`Normalizer::normalize_into`]
+    /// does for each character, for a caller that walks the characters anyway; `pushed` sees
+    /// every character appended.
     #[inline]
-    pub(crate) fn push_original(&mut self, c: char) {
-        if c.is_ascii() {
+    pub(crate) fn push_original(&mut self, c: char, mut pushed: impl FnMut(char)) {
+        let normal = if c.is_ascii() {
             match c {
-                'a'..='z' | '0'..='9' | '%' => self.text.push(c),
-                'A'..='Z' => self.text.push(c.to_ascii_lowercase()),
-                _ => {}
+                'a'..='z' | '0'..='9' | '%' => Normal::Char(c),
+                'A'..='Z' => Normal::Char(c.to_ascii_lowercase()),
+                _ => Normal::Dropped,
             }
-            return;
-        }
-        match bmp_table().get(c as usize) {
-            Some(&code) if code == c as u32 => self.text.push(c),
-            Some(&code) => push_normal(&mut self.text, decode_normal(code)),
-            None => push_normal(&mut self.text, normalize_slow(c)),
+        } else {
+            match bmp_table().get(c as usize) {
+                Some(&code) if code == c as u32 => Normal::Char(c),
+                Some(&code) => decode_normal(code),
+                None => normalize_slow(c),
+            }
+        };
+        match normal {
+            Normal::Char(n) => {
+                self.text.push(n);
+                pushed(n);
+            }
+            Normal::Number(value) => {
+                let tens = (value >= 10).then(|| char::from(b'0' + value / 10));
+                for digit in tens.into_iter().chain([char::from(b'0' + value % 10)]) {
+                    self.text.push(digit);
+                    pushed(digit);
+                }
+            }
+            Normal::Dropped => {}
         }
     }
 

@@ -46,15 +46,19 @@ impl Folded {
         self.fold_with(original, lexicon, |_| {});
     }
 
-    /// [`Folded::fold`], and the normal form of `original` into `normalized` in the same pass.
+    /// [`Folded::fold`], and the normal form of `original` into `normalized` in the same pass;
+    /// `normal` sees each character of the normal form as it is appended.
     pub fn fold_normalizing(
         &mut self,
         original: &str,
         lexicon: &Lexicon,
         normalized: &mut Normalized,
+        mut normal: impl FnMut(char),
     ) {
         normalized.clear(original.len());
-        self.fold_with(original, lexicon, |c| normalized.push_original(c));
+        self.fold_with(original, lexicon, |c| {
+            normalized.push_original(c, &mut normal)
+        });
     }
 
     fn fold_with(&mut self, original: &str, lexicon: &Lexicon, mut each: impl FnMut(char)) {

@@ -139,27 +139,49 @@ impl Checks {
             scratch.title.fold("", &self.lexicon);
         }
         for (field, text) in event.text_fields() {
-            let normalized = &mut scratch.normalized;
-            match field {
-                FieldName::Title => scratch
-                    .title
-                    .fold_normalizing(text, &self.lexicon, normalized),
-                FieldName::Description => {
-                    scratch
-                        .description
-                        .fold_normalizing(text, &self.lexicon, normalized)
-                }
-                FieldName::Attribute(_) => Normalizer.normalize_into(text, normalized),
-            }
-            let normalized = &scratch.normalized;
-            self.terms.scan_field(
-                field,
-                text,
+            let Scratch {
                 normalized,
-                &scratch.seller_licences,
-                &mut scratch.occurrences,
-                &mut inspection.findings,
-            );
+                occurrences,
+                title,
+                description,
+                seller_licences,
+                ..
+            } = &mut *scratch;
+            let folded = match field {
+                FieldName::Title => Some(title),
+                FieldName::Description => Some(description),
+                FieldName::Attribute(_) => None,
+            };
+            match folded {
+                Some(folded) => {
+                    // Folded, normalised and read by both automata in one pass.
+                    occurrences.clear();
+                    let mut terms = self.terms.stepper();
+                    folded.fold_normalizing(text, &self.lexicon, normalized, |c| {
+                        terms.consume(c, occurrences)
+                    });
+                    terms::sort_occurrences(occurrences);
+                    self.terms.report_field(
+                        field,
+                        text,
+                        normalized,
+                        seller_licences,
+                        occurrences,
+                        &mut inspection.findings,
+                    );
+                }
+                None => {
+                    Normalizer.normalize_into(text, normalized);
+                    self.terms.scan_field(
+                        field,
+                        text,
+                        normalized,
+                        seller_licences,
+                        occurrences,
+                        &mut inspection.findings,
+                    );
+                }
+            }
             content.add(field, normalized);
         }
         clock.lap(Check::Terms);

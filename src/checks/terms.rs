@@ -80,6 +80,34 @@ pub(crate) struct Occurrence {
     pattern: u32,
 }
 
+/// The term automaton stepped one normalised character at a time, for a caller that makes the
+/// normalised text character by character anyway ([`crate::checks::folded::Folded::fold_normalizing`]).
+pub(crate) struct TermStepper<'a> {
+    stepper: Option<daachorse::charwise::iter::FindOverlappingStepper<'a, u32>>,
+}
+
+impl TermStepper<'_> {
+    /// Feeds the next character of the normalised text; records the occurrences ending there.
+    #[inline]
+    pub(crate) fn consume(&mut self, c: char, out: &mut Vec<Occurrence>) {
+        let Some(stepper) = &mut self.stepper else {
+            return;
+        };
+        stepper.consume(c);
+        out.extend(stepper.matches().map(|m| Occurrence {
+            start: m.start(),
+            end: m.end(),
+            pattern: m.value(),
+        }));
+    }
+}
+
+/// Puts occurrences in the order a leftmost-longest reading takes them: by start, and then
+/// longest first.
+pub(crate) fn sort_occurrences(occurrences: &mut [Occurrence]) {
+    occurrences.sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
+}
+
 impl TermMatcher {
     pub fn new<'r>(rules: &'r TermRules) -> Result<TermMatcher, BuildError> {
         let mut patterns: Vec<&str> = Vec::new();
@@ -200,6 +228,37 @@ impl TermMatcher {
         out: &mut Vec<Finding>,
     ) {
         self.occurrences(normalized, occurrences);
+        self.report_field(
+            field,
+            original,
+            normalized,
+            seller_licences,
+            occurrences,
+            out,
+        );
+    }
+
+    /// The term automaton, to step through a normalised text as it is made.
+    pub(crate) fn stepper(&self) -> TermStepper<'_> {
+        TermStepper {
+            stepper: self
+                .automaton
+                .as_ref()
+                .map(|a| a.find_overlapping_stepper()),
+        }
+    }
+
+    /// [`TermMatcher::scan_field`] given the field's occurrences, from a [`TermStepper`] and
+    /// [`sort_occurrences`].
+    pub(crate) fn report_field(
+        &self,
+        field: FieldName<'_>,
+        original: &str,
+        normalized: &Normalized,
+        seller_licences: &[String],
+        occurrences: &[Occurrence],
+        out: &mut Vec<Finding>,
+    ) {
         for pack in 0..self.packs.len() {
             for found in self.pack_matches(pack, original, normalized, occurrences) {
                 let rule = found.rule;
@@ -255,7 +314,7 @@ impl TermMatcher {
                     pattern: m.value(),
                 }),
         );
-        out.sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
+        sort_occurrences(out);
     }
 
     /// One pack's leftmost-longest matches among `occurrences`, with its allow terms, word
@@ -581,5 +640,33 @@ reason = "r"
         assert!(scan("医用纱布", &["医疗器械经营许可证"]).is_empty());
         assert!(scan("医用纱布", &["浙江省医疗器械经营许可证（第二类）"]).is_empty());
         assert_eq!(scan("医用纱布", &["危险化学品经营许可证"]).len(), 3);
+    }
+
+    proptest::proptest! {
+        /// The title and description are read by stepping the automaton while they are
+        /// normalised; other fields by searching the normalised text. Both must agree.
+        #[test]
+        fn stepping_while_normalising_finds_what_searching_finds(
+            text in "[枪支配件仿真手最低好起订量出售 ①１一T0p%纯棉 ,*-]{0,60}",
+        ) {
+            let (_dir, rules) = rules();
+            let matcher = TermMatcher::new(&rules.terms).unwrap();
+            let lexicon = crate::checks::folded::LexiconBuilder::default().build().unwrap();
+            let mut folded = crate::checks::folded::Folded::default();
+            let mut normalized = Normalized::default();
+            let mut occurrences = Vec::new();
+            let mut stepper = matcher.stepper();
+            folded.fold_normalizing(&text, &lexicon, &mut normalized, |c| {
+                stepper.consume(c, &mut occurrences)
+            });
+            sort_occurrences(&mut occurrences);
+            proptest::prop_assert_eq!(normalized.text(), Normalizer.normalize(&text));
+            let mut stepped = Vec::new();
+            matcher.report_field(FieldName::Title, &text, &normalized, &[], &occurrences, &mut stepped);
+            let mut searched = Vec::new();
+            matcher.scan_field(FieldName::Title, &text, &normalized, &[], &mut Vec::new(), &mut searched);
+            let spans = |f: &[Finding]| f.iter().map(|f| (f.rule.clone(), f.start, f.end)).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(spans(&stepped), spans(&searched));
+        }
     }
 }

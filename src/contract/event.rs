@@ -85,12 +85,48 @@ fn text_attributes<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, 
 where
     D: serde::Deserializer<'de>,
 {
-    let raw: Option<BTreeMap<String, AttributeValue>> = Deserialize::deserialize(deserializer)?;
-    Ok(raw
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(name, value)| value.0.map(|text| (name, text)))
-        .collect())
+    deserializer.deserialize_option(Attributes)
+}
+
+/// The attributes object straight into the map the checks read, without a map of raw values
+/// in between: every event has one.
+struct Attributes;
+
+impl<'de> serde::de::Visitor<'de> for Attributes {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What serde says of a map, so that shape errors read as they always have.
+        f.write_str("a map")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(Attributes)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((name, value)) = map.next_entry::<String, AttributeValue>()? {
+            // A later duplicate key wins, as in any JSON map.
+            match value.0 {
+                Some(text) => {
+                    out.insert(name, text);
+                }
+                None => {
+                    out.remove(&name);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn null_as_empty<'de, D>(deserializer: D) -> Result<String, D::Error>
