@@ -184,7 +184,7 @@ impl DuplicateState for DuplicateIndex {
             .and_then(|entries| {
                 entries
                     .iter()
-                    .filter(|e| *e.listing != *live.listing && e.sketch.key == live.sketch.key)
+                    .filter(|e| e.sketch.key == live.sketch.key && *e.listing != *live.listing)
                     .map(|e| (e, e.sketch.distance(&live.sketch)))
                     .filter(|&(_, distance)| distance <= max_distance)
                     // The closest; of equals, the oldest.

@@ -11,8 +11,8 @@
 pub mod learned;
 pub mod reading;
 
+use rustc_hash::FxHashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use serde_json::json;
@@ -134,7 +134,8 @@ impl PriceCheck {
 /// number, and the count of prices it could not read.
 #[derive(Debug, Default)]
 pub struct PriceBook {
-    series: HashMap<u64, Series>,
+    // Keys are hashes already.
+    series: FxHashMap<u64, Series>,
     unreadable: UnreadablePrices,
 }
 
