@@ -17,7 +17,7 @@ use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBu
 use super::{BuildError, Scratch};
 use crate::contract::{FieldName, Finding, Kind, ListingEvent};
 use crate::normalize::{Normalized, Normalizer};
-use crate::rules::{ContextRule, Pack, TermRule, TermRules};
+use crate::rules::{ContextRule, LicenceVoid, Pack, TermRule, TermRules};
 
 /// What a pattern stands for in one pack.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +48,7 @@ pub struct TermMatcher {
     /// The (pack, entry) pairs of pattern `p` are `entries[first[p]..first[p + 1]]`.
     first: Vec<u32>,
     entries: Vec<(u32, Entry)>,
+    licence_void: LicenceVoid,
 }
 
 impl std::fmt::Debug for TermMatcher {
@@ -185,6 +186,7 @@ impl TermMatcher {
             automaton,
             first,
             entries,
+            licence_void: rules.licence_void.clone(),
         })
     }
 
@@ -263,7 +265,13 @@ impl TermMatcher {
             for found in self.pack_matches(pack, original, normalized, occurrences) {
                 let rule = found.rule;
                 let gated = !rule.licences_normalized.is_empty();
-                if gated && holds_any(seller_licences, &rule.licences_normalized) {
+                if gated
+                    && holds_any(
+                        seller_licences,
+                        &rule.licences_normalized,
+                        &self.licence_void,
+                    )
+                {
                     continue;
                 }
                 let (kind, evidence) = if gated {
@@ -397,11 +405,18 @@ impl CompiledPack {
 }
 
 /// Whether a seller holds one of the licences a rule names. Names are compared normalised;
-/// a seller's name may carry more (a number, an issuing office) around the licence's name.
-fn holds_any(seller: &[String], required: &[String]) -> bool {
-    seller
-        .iter()
-        .any(|held| required.iter().any(|name| held.contains(name.as_str())))
+/// a seller's entry may carry more (a number, an issuing office) around the licence's name,
+/// but not words that say it is not held or not valid.
+fn holds_any(seller: &[String], required: &[String], void: &LicenceVoid) -> bool {
+    seller.iter().any(|held| {
+        required.iter().any(|name| {
+            held.match_indices(name.as_str()).any(|(at, _)| {
+                let (before, after) = (&held[..at], &held[at + name.len()..]);
+                !void.before.iter().any(|w| before.ends_with(w.as_str()))
+                    && !void.after.iter().any(|w| after.contains(w.as_str()))
+            })
+        })
+    })
 }
 
 #[cfg(test)]
@@ -418,6 +433,9 @@ mod tests {
         write(
             "prohibited.toml",
             r#"pack = "prohibited"
+[licence_void]
+before = ["无", "未取得"]
+after = ["过期"]
 [[tier]]
 tier = 1
 action = "close_account"
@@ -640,6 +658,12 @@ reason = "r"
         assert!(scan("医用纱布", &["医疗器械经营许可证"]).is_empty());
         assert!(scan("医用纱布", &["浙江省医疗器械经营许可证（第二类）"]).is_empty());
         assert_eq!(scan("医用纱布", &["危险化学品经营许可证"]).len(), 3);
+        // An entry that says the licence is missing or lapsed lifts nothing; a city whose name
+        // starts with 无 is no negation.
+        assert_eq!(scan("医用纱布", &["无医疗器械经营许可证"]).len(), 3);
+        assert_eq!(scan("医用纱布", &["未取得 医疗器械经营许可证"]).len(), 3);
+        assert_eq!(scan("医用纱布", &["医疗器械经营许可证（已过期）"]).len(), 3);
+        assert!(scan("医用纱布", &["无锡市医疗器械经营许可证"]).is_empty());
     }
 
     proptest::proptest! {

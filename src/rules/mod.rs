@@ -44,7 +44,7 @@ pub use prices::{
     normalize_spelling, Band, CanonicalUnit, Currency, Learning, PriceRules, Quantity, UnitId,
     UnitSpelling,
 };
-pub use terms::{ContextRule, Pack, PackRules, TermRule, TermRules};
+pub use terms::{ContextRule, LicenceVoid, Pack, PackRules, TermRule, TermRules};
 pub use title::{ContactRules, IntentRules, TitleRules};
 
 /// One thing wrong with the rule files, located for the person who has to fix it.

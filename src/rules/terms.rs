@@ -92,12 +92,28 @@ pub struct PackRules {
 #[derive(Debug, Clone)]
 pub struct TermRules {
     pub packs: Vec<PackRules>,
+    pub licence_void: LicenceVoid,
+}
+
+/// Words that make a seller's licence entry say the licence is not held or not valid (无…,
+/// 未取得…, …已过期), normalised; such an entry lifts no gate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceVoid {
+    /// The entry's text right before the licence name ends with one of these.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// The entry's text after the licence name contains one of these.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProhibitedFile {
     pack: String,
+    #[serde(default)]
+    licence_void: LicenceVoid,
     tier: Vec<TierDef>,
     item: Vec<ItemDef>,
 }
@@ -222,6 +238,7 @@ impl TermRules {
         let mut packs = Vec::new();
         let mut seen: HashMap<(Pack, String), TermSeen> = HashMap::new();
         let mut rule_ids: BTreeSet<String> = BTreeSet::new();
+        let mut licence_void = LicenceVoid::default();
 
         for pack in Pack::ALL {
             let path = dir.join(pack.file());
@@ -234,7 +251,10 @@ impl TermRules {
                 problems,
             };
             let rules = match pack {
-                Pack::Prohibited => load_prohibited(&mut report),
+                Pack::Prohibited => load_prohibited(&mut report).map(|(rules, void)| {
+                    licence_void = void;
+                    rules
+                }),
                 Pack::Adlaw => load_adlaw(&mut report),
             };
             let Some(rules) = rules else { continue };
@@ -291,7 +311,10 @@ impl TermRules {
         }
 
         load_allow(dir, &normalizer, &seen, &mut packs, problems);
-        TermRules { packs }
+        TermRules {
+            packs,
+            licence_void,
+        }
     }
 
     pub fn pack(&self, pack: Pack) -> Option<&PackRules> {
@@ -301,7 +324,7 @@ impl TermRules {
 
 type LoadedRule = (TermRule, std::ops::Range<usize>, Vec<Spanned<String>>);
 
-fn load_prohibited(report: &mut FileReport<'_>) -> Option<Vec<LoadedRule>> {
+fn load_prohibited(report: &mut FileReport<'_>) -> Option<(Vec<LoadedRule>, LicenceVoid)> {
     let file: ProhibitedFile = parse_toml(&report.path.clone(), report.text, report.problems)?;
     if file.pack != Pack::Prohibited.name() {
         report.whole(format!(
@@ -363,7 +386,21 @@ fn load_prohibited(report: &mut FileReport<'_>) -> Option<Vec<LoadedRule>> {
         };
         rules.push((rule, item.id.span(), item.terms));
     }
-    Some(rules)
+    let void = LicenceVoid {
+        before: file
+            .licence_void
+            .before
+            .iter()
+            .map(|w| Normalizer.normalize(w))
+            .collect(),
+        after: file
+            .licence_void
+            .after
+            .iter()
+            .map(|w| Normalizer.normalize(w))
+            .collect(),
+    };
+    Some((rules, void))
 }
 
 fn load_adlaw(report: &mut FileReport<'_>) -> Option<Vec<LoadedRule>> {
