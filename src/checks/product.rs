@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_head_is_the_last_noun_of_the_first_product_phrase() {
-        let cases: [(&str, Option<&str>, &[&str]); 11] = [
+        let cases: [(&str, Option<&str>, &[&str]); 12] = [
             ("工厂直供 全棉纱卡 16s×12s", Some("全棉纱卡"), &["全棉纱卡"]),
             ("女装连衣裙面料 雪纺印花", Some("面料"), &["面料", "雪纺"]),
             ("女装连衣裙 夏季 雪纺", Some("连衣裙"), &["连衣裙", "雪纺"]),
@@ -319,6 +319,11 @@ mod tests {
             ),
             ("60S纯棉纱(含长绒棉)", Some("棉纱"), &["棉纱", "长绒棉"]),
             ("涤纶FDY", Some("fdy"), &["fdy"]),
+            (
+                "迷彩服 劳保工作服 耐磨",
+                Some("迷彩服"),
+                &["迷彩服", "工作服"],
+            ),
             ("新款 热卖 现货 包邮", None, &[]),
             ("新品发布 在线咨询", None, &[]),
         ];
