@@ -97,6 +97,9 @@ fn classify(text: &str, err: serde_json::Error) -> DecodeError {
     };
     let reason = if inner.starts_with("missing field") {
         DeadLetterReason::MissingField
+    } else if inner.starts_with("duplicate field") {
+        // Valid JSON, but which of the two values the seller meant nobody can say.
+        DeadLetterReason::InvalidValue
     } else {
         DeadLetterReason::WrongType
     };
@@ -267,5 +270,18 @@ mod tests {
             err.message
         );
         assert!(err.message.contains("seller"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_field_given_twice_is_an_invalid_value_not_a_wrong_type() {
+        let twice = GOOD.replace("\"stock\":5000", "\"stock\":5000,\"stock\":0");
+        let err = decode(twice.as_bytes()).unwrap_err();
+        assert_eq!(err.reason, DeadLetterReason::InvalidValue);
+        assert!(
+            err.message.contains("duplicate field `stock`"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("listing"), "{}", err.message);
     }
 }
