@@ -15,7 +15,7 @@ use variants::Use;
 fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = RuleSet::load(&root.join("rules")).unwrap().images;
-    let photos = variants::photos(&root.join("tests/data/images"));
+    let photos = variants::photos(&root.join("tests/data/images"), variants::Listing::Worker);
 
     let infringement = variants::measure(
         &photos,

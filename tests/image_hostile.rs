@@ -335,3 +335,46 @@ fn a_webp_hashes_like_the_same_picture_in_png() {
         hash_bytes(&png, &limits()).unwrap()
     );
 }
+
+#[test]
+fn luma_only_jpeg_decoding_hashes_like_rgb_decoding() {
+    // The worker decodes a YCbCr JPEG to its luma plane alone; the `image` crate's RGB
+    // decoding, turned grey afterwards, must give (nearly) the same hash.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
+    let mut farthest = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("png") {
+            continue;
+        }
+        let image = image::open(&path).unwrap();
+        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
+        assert!(
+            loomguard::images::decode::decode_jpeg_luma(&jpeg, &limits())
+                .unwrap()
+                .is_some()
+        );
+        let luma = hash_bytes(&jpeg, &limits()).unwrap();
+        let rgb = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &decode_image(&jpeg, &limits()).unwrap(),
+        ));
+        farthest = farthest.max(luma.hash.distance(rgb.hash));
+    }
+    assert!(farthest <= 2, "{farthest}");
+}
+
+#[test]
+fn a_cmyk_jpeg_is_left_to_the_colour_converting_decoder() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
+    assert_eq!(
+        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        Ok(None)
+    );
+    // Red on the left, blue on the right: as grey levels, red is the lighter.
+    let thumbnail = decode_thumbnail(&bytes, &limits()).unwrap();
+    let (left, right) = (
+        thumbnail.pixels[SIDE * 16 + 2],
+        thumbnail.pixels[SIDE * 16 + 29],
+    );
+    assert!(left > right + 20.0, "{left} {right}");
+}

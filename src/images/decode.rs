@@ -8,14 +8,23 @@
 //! uniform frame around the picture is trimmed, so that a copy with a border added matches.
 //! What is left is averaged down to [`SIDE`] × [`SIDE`] grey levels.
 //!
+//! Nearly every listing photo is a YCbCr JPEG, and the hash reads grey levels only: such a
+//! JPEG is decoded straight to its luma plane with zune-jpeg, so its chroma is entropy-decoded
+//! (the bitstream demands it) but never transformed, upsampled or colour-converted. CMYK,
+//! YCCK and RGB JPEGs, and every other format, take the `image` crate's path.
+//!
 //! [`decode_jpeg_scaled`] decodes a JPEG at reduced scale with `jpeg-decoder`'s scaled IDCT
 //! (CMYK and YCCK turned into RGB here); it is kept for comparison, not used on the worker's
-//! path: on listing-size JPEGs it was slower at 1/8 scale than zune-jpeg (the `image`
-//! crate's decoder) at full scale.
+//! path: on listing-size JPEGs it was slower at 1/8 scale than zune-jpeg's luma-only decoding
+//! at full scale (`cargo bench --bench images`), since entropy decoding, which no scale
+//! skips, is most of the work and zune-jpeg's is the faster.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader};
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
 
 /// Width and height of the thumbnail the hash reads.
 pub const SIDE: usize = 32;
@@ -106,11 +115,66 @@ pub const JPEG_MIN_SIDE: u16 = (4 * SIDE) as u16;
 
 /// Decodes `bytes` into a thumbnail, within `limits`.
 pub fn decode_thumbnail(bytes: &[u8], limits: &DecodeLimits) -> Result<Thumbnail, DecodeError> {
-    // Every format through the `image` crate. `decode_jpeg_scaled` (jpeg-decoder's scaled
-    // IDCT) was measured slower at 1/8 scale than zune-jpeg, the `image` crate's JPEG
-    // decoder, at full scale (`cargo bench --bench images`), so it is not on this path.
+    if let Some(grey) = decode_jpeg_luma(bytes, limits)? {
+        let (width, height) = (grey.width() as usize, grey.height() as usize);
+        return Ok(thumbnails_of_grey(grey.as_raw(), width, height, &[0.0]).swap_remove(0));
+    }
     let image = decode_image(bytes, limits)?;
     Ok(thumbnail_of(&image))
+}
+
+/// Decodes a YCbCr or greyscale JPEG to its luma plane, upright, within `limits`; `None` for
+/// anything else (another format, or a JPEG in CMYK, YCCK or RGB), which is left to
+/// [`decode_image`].
+pub fn decode_jpeg_luma(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<GrayImage>, DecodeError> {
+    if !bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        return Ok(None);
+    }
+    let corrupt = |err: zune_jpeg::errors::DecodeErrors| DecodeError::Corrupt(err.to_string());
+    // Lenient like the `image` crate's own use of zune-jpeg: a truncated scan decodes what it
+    // has (grey below) rather than failing. The sides are checked against `limits` below, by
+    // the same function as every other format's; a JPEG side never exceeds u16::MAX.
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_size(width, height, limits)?;
+    if !matches!(
+        decoder.input_colorspace(),
+        Some(ColorSpace::YCbCr | ColorSpace::Luma)
+    ) {
+        return Ok(None);
+    }
+    if u64::from(width) * u64::from(height) > limits.max_alloc_bytes {
+        return Err(DecodeError::OverMemoryLimit(format!(
+            "{width}×{height} grey levels over {} bytes",
+            limits.max_alloc_bytes
+        )));
+    }
+
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let mut grey = DynamicImage::ImageLuma8(
+        GrayImage::from_raw(width, height, pixels)
+            .ok_or_else(|| DecodeError::Corrupt("fewer pixels than the header declares".into()))?,
+    );
+    // A broken EXIF block only loses the orientation.
+    if let Some(orientation) = decoder
+        .exif()
+        .and_then(|exif| image::metadata::Orientation::from_exif_chunk(exif))
+    {
+        grey.apply_orientation(orientation);
+    }
+    Ok(Some(grey.into_luma8()))
 }
 
 fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
@@ -220,13 +284,18 @@ pub fn thumbnail_of(image: &DynamicImage) -> Thumbnail {
 /// height) cut off every side of its content first.
 pub fn thumbnails_of(image: &DynamicImage, insets: &[f64]) -> Vec<Thumbnail> {
     let (grey, width, height) = grey_on_white(image);
+    thumbnails_of_grey(&grey, width, height, insets)
+}
+
+/// [`thumbnails_of`] a `width` × `height` picture of grey levels.
+fn thumbnails_of_grey(grey: &[u8], width: usize, height: usize, insets: &[f64]) -> Vec<Thumbnail> {
     if width == 0 || height == 0 {
         let blank = Thumbnail {
             pixels: vec![255.0; SIDE * SIDE],
         };
         return vec![blank; insets.len()];
     }
-    let (x0, y0, x1, y1) = content_box(&grey, width, height);
+    let (x0, y0, x1, y1) = content_box(grey, width, height);
     insets
         .iter()
         .map(|&inset| {
@@ -237,7 +306,7 @@ pub fn thumbnails_of(image: &DynamicImage, insets: &[f64]) -> Vec<Thumbnail> {
             } else {
                 (x0, y0, x1, y1)
             };
-            area_average(&grey, width, frame)
+            area_average(grey, width, frame)
         })
         .collect()
 }
