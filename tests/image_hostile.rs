@@ -307,7 +307,9 @@ fn scaled_jpeg_decoding_hashes_like_full_decoding() {
         ));
         farthest = farthest.max(scaled.hash.distance(full.hash));
     }
-    assert!(farthest <= 4, "{farthest}");
+    // 4 bits when the hash read plain averages; the quartiles the hash now clamps at move a
+    // little with any resample (6 bits measured), still half the duplicate threshold.
+    assert!(farthest <= 6, "{farthest}");
 }
 
 #[test]
