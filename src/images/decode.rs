@@ -112,6 +112,9 @@ pub struct Thumbnail {
 /// resizing stays within 10 bits and distinct photos 18 bits or more apart.
 pub const CLAMP_SHARE: f64 = 0.25;
 
+/// Rows the clamping levels are counted on, at most about.
+const CLAMP_ROWS: usize = 64;
+
 impl Thumbnail {
     /// A thumbnail whose plain and clamped grey levels are the same.
     pub fn unclamped(pixels: Vec<f32>) -> Thumbnail {
@@ -468,11 +471,13 @@ fn is_frame(line: impl Iterator<Item = u8>, colour: u8) -> bool {
 }
 
 /// The grey levels `(low, high)` that [`CLAMP_SHARE`] of the `frame`'s pixels lie below and
-/// above.
+/// above, counted on at most about [`CLAMP_ROWS`] of its rows, evenly spaced: some tens of thousands
+/// of pixels place the quartiles about as well as a million, in a fraction of the time.
 fn clamp_levels(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) -> (u8, u8) {
     let (x0, y0, x1, y1) = frame;
+    let step = ((y1 - y0) / CLAMP_ROWS).max(1);
     let mut histogram = [0u64; 256];
-    for y in y0..y1 {
+    for y in (y0..y1).step_by(step) {
         for &v in &grey[y * width + x0..y * width + x1] {
             histogram[usize::from(v)] += 1;
         }
@@ -514,34 +519,31 @@ fn area_average(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) 
     };
     let columns: Vec<(usize, usize)> = (0..SIDE).map(|i| span(i, w, x0)).collect();
     let (low, high) = clamp_levels(grey, width, frame);
-    let mut clamp = [0u8; 256];
-    for (level, out) in clamp.iter_mut().enumerate() {
-        *out = (level as u8).clamp(low, high);
-    }
 
     let mut pixels = vec![0f32; SIDE * SIDE];
     let mut clamped = vec![0f32; SIDE * SIDE];
-    let mut sums = [0u32; SIDE];
-    let mut clamped_sums = [0u32; SIDE];
+    // Each band of rows is first summed down its columns, whole rows at a time (loops the
+    // compiler vectorises), then across each cell's columns.
+    let mut down = vec![0u32; w];
+    let mut clamped_down = vec![0u32; w];
     for oy in 0..SIDE {
         let (ya, yb) = span(oy, h, y0);
-        sums.fill(0);
-        clamped_sums.fill(0);
+        down.fill(0);
+        clamped_down.fill(0);
         for y in ya..yb {
-            let line = &grey[y * width..(y + 1) * width];
-            for ((sum, clamped_sum), &(xa, xb)) in
-                sums.iter_mut().zip(clamped_sums.iter_mut()).zip(&columns)
-            {
-                for &v in &line[xa..xb] {
-                    *sum += u32::from(v);
-                    *clamped_sum += u32::from(clamp[usize::from(v)]);
-                }
+            let line = &grey[y * width + x0..y * width + x1];
+            for (sum, &v) in down.iter_mut().zip(line) {
+                *sum += u32::from(v);
+            }
+            for (sum, &v) in clamped_down.iter_mut().zip(line) {
+                *sum += u32::from(v.clamp(low, high));
             }
         }
         for (ox, &(xa, xb)) in columns.iter().enumerate() {
             let count = ((xb - xa) * (yb - ya)) as f32;
-            pixels[oy * SIDE + ox] = sums[ox] as f32 / count;
-            clamped[oy * SIDE + ox] = clamped_sums[ox] as f32 / count;
+            let across = |sums: &[u32]| sums[xa - x0..xb - x0].iter().sum::<u32>() as f32;
+            pixels[oy * SIDE + ox] = across(&down) / count;
+            clamped[oy * SIDE + ox] = across(&clamped_down) / count;
         }
     }
     Thumbnail { pixels, clamped }
