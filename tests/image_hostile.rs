@@ -380,3 +380,38 @@ fn a_cmyk_jpeg_is_left_to_the_colour_converting_decoder() {
     );
     assert!(left > right + 20.0, "{left} {right}");
 }
+
+#[test]
+fn a_ycck_jpeg_comes_out_in_its_colours() {
+    // An Adobe YCCK JPEG (transform 2), 64×32: red on the left, blue on the right, no black
+    // ink. Made by writing the two colours' YCbCr levels and K = 0 as a four-channel JPEG with
+    // Pillow, then setting the Adobe segment's transform byte from 0 (CMYK) to 2 (YCCK).
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ycck.jpg")).unwrap();
+    let near =
+        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
+    for (decoder, image) in [
+        ("image", decode_image(&bytes, &limits()).unwrap().to_rgb8()),
+        (
+            "jpeg-decoder",
+            loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
+                .unwrap()
+                .to_rgb8(),
+        ),
+    ] {
+        let (left, right) = (image.get_pixel(5, 5), image.get_pixel(60, 5));
+        assert!(near(left, [255, 0, 0]), "{decoder}: {left:?}");
+        assert!(near(right, [0, 0, 255]), "{decoder}: {right:?}");
+    }
+
+    // Not decoded to luma alone: its first channel is not the picture's grey.
+    assert_eq!(
+        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        Ok(None)
+    );
+    let thumbnail = decode_thumbnail(&bytes, &limits()).unwrap();
+    let (left, right) = (
+        thumbnail.pixels[SIDE * 16 + 2],
+        thumbnail.pixels[SIDE * 16 + 29],
+    );
+    assert!(left > right + 20.0, "{left} {right}");
+}
