@@ -15,10 +15,29 @@ use loomguard::rules::RuleSet;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = RuleSet::load(&root.join("rules"))?.images;
+    let dir = root.join("tests/data/images");
+
+    // The `image` crate's RGB decoding first, at the chosen thresholds only: what recall
+    // the worker's luma-only JPEG decoding is compared with.
+    let photos = variants::photos(&dir, variants::Listing::ImageCrate);
+    for (what, against, threshold) in uses(&rules) {
+        println!(
+            "== {what}, threshold {threshold}, listing JPEGs decoded to RGB by the image crate"
+        );
+        let accuracy = variants::measure(
+            &photos,
+            against,
+            threshold,
+            rules.min_spread,
+            rules.min_edges,
+        );
+        println!("{}", variants::report(&accuracy, threshold));
+    }
+
     let started = std::time::Instant::now();
-    let photos = variants::photos(&root.join("tests/data/images"));
+    let photos = variants::photos(&dir, variants::Listing::Worker);
     println!(
-        "{} photos and {} variants each hashed in {:.2} s\n",
+        "{} photos and {} variants each hashed in {:.2} s, listing JPEGs by the worker's path\n",
         photos.len(),
         variants::TRANSFORMS.len(),
         started.elapsed().as_secs_f64()
@@ -33,18 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!();
-    for (what, against, chosen) in [
-        (
-            "infringement",
-            variants::Use::Infringement,
-            rules.infringement_distance,
-        ),
-        (
-            "duplicate.image",
-            variants::Use::Duplicate,
-            rules.duplicate_distance,
-        ),
-    ] {
+    for (what, against, chosen) in uses(&rules) {
         for threshold in [chosen - 2, chosen, chosen + 2] {
             let mark = if threshold == chosen {
                 " (rules/images.toml)"
@@ -63,4 +71,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+fn uses(rules: &loomguard::rules::ImageRules) -> [(&'static str, variants::Use, u32); 2] {
+    [
+        (
+            "infringement",
+            variants::Use::Infringement,
+            rules.infringement_distance,
+        ),
+        (
+            "duplicate.image",
+            variants::Use::Duplicate,
+            rules.duplicate_distance,
+        ),
+    ]
 }

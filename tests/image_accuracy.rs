@@ -15,7 +15,7 @@ use variants::Use;
 fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = RuleSet::load(&root.join("rules")).unwrap().images;
-    let photos = variants::photos(&root.join("tests/data/images"));
+    let photos = variants::photos(&root.join("tests/data/images"), variants::Listing::Worker);
 
     let infringement = variants::measure(
         &photos,
@@ -43,13 +43,14 @@ fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
             ("crop_5", 14),
             ("crop_10", 14),
             ("mirror", 14),
-            // brick.png, a low-contrast texture, under big half-white letters: 26 bits off.
-            ("watermark", 13),
+            // brick.png, a low-contrast texture, was 26 bits off under the big half-white
+            // letters before the hash read grey levels clamped to the picture's middle half.
+            ("watermark", 14),
             ("border_20px", 14),
             ("brightness_20", 14),
             ("all_edges_crop_5", 14),
-            // An off-centre crop is not covered by the originals' centred inset crops.
-            ("crop_10_corner", 0),
+            // An off-centre crop is mostly not covered by the originals' centred inset crops.
+            ("crop_10_corner", 2),
         ]
     );
     assert_eq!(infringement.false_matches, 0);
@@ -71,7 +72,7 @@ fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
         .collect();
     // Listing images are indexed without mirror images or crops: a seller's re-encoded,
     // resized, framed or brightened copy is a duplicate, a cropped or mirrored one mostly not.
-    assert_eq!(found, [14, 14, 14, 12, 4, 0, 11, 14, 14, 4, 0]);
+    assert_eq!(found, [14, 14, 14, 13, 6, 0, 14, 14, 14, 6, 0]);
     assert_eq!(duplicate.false_matches, 0);
-    assert_eq!(duplicate.closest_distinct, 16);
+    assert_eq!(duplicate.closest_distinct, 18);
 }

@@ -307,7 +307,9 @@ fn scaled_jpeg_decoding_hashes_like_full_decoding() {
         ));
         farthest = farthest.max(scaled.hash.distance(full.hash));
     }
-    assert!(farthest <= 4, "{farthest}");
+    // 4 bits when the hash read plain averages; the quartiles the hash now clamps at move a
+    // little with any resample (6 bits measured), still half the duplicate threshold.
+    assert!(farthest <= 6, "{farthest}");
 }
 
 #[test]
@@ -334,4 +336,82 @@ fn a_webp_hashes_like_the_same_picture_in_png() {
         hash_bytes(&webp, &limits()).unwrap(),
         hash_bytes(&png, &limits()).unwrap()
     );
+}
+
+#[test]
+fn luma_only_jpeg_decoding_hashes_like_rgb_decoding() {
+    // The worker decodes a YCbCr JPEG to its luma plane alone; the `image` crate's RGB
+    // decoding, turned grey afterwards, must give (nearly) the same hash.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
+    let mut farthest = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("png") {
+            continue;
+        }
+        let image = image::open(&path).unwrap();
+        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
+        assert!(
+            loomguard::images::decode::decode_jpeg_luma(&jpeg, &limits())
+                .unwrap()
+                .is_some()
+        );
+        let luma = hash_bytes(&jpeg, &limits()).unwrap();
+        let rgb = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
+            &decode_image(&jpeg, &limits()).unwrap(),
+        ));
+        farthest = farthest.max(luma.hash.distance(rgb.hash));
+    }
+    assert!(farthest <= 2, "{farthest}");
+}
+
+#[test]
+fn a_cmyk_jpeg_is_left_to_the_colour_converting_decoder() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
+    assert_eq!(
+        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        Ok(None)
+    );
+    // Red on the left, blue on the right: as grey levels, red is the lighter.
+    let thumbnail = decode_thumbnail(&bytes, &limits()).unwrap();
+    let (left, right) = (
+        thumbnail.pixels[SIDE * 16 + 2],
+        thumbnail.pixels[SIDE * 16 + 29],
+    );
+    assert!(left > right + 20.0, "{left} {right}");
+}
+
+#[test]
+fn a_ycck_jpeg_comes_out_in_its_colours() {
+    // An Adobe YCCK JPEG (transform 2), 64×32: red on the left, blue on the right, no black
+    // ink. Made by writing the two colours' YCbCr levels and K = 0 as a four-channel JPEG with
+    // Pillow, then setting the Adobe segment's transform byte from 0 (CMYK) to 2 (YCCK).
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ycck.jpg")).unwrap();
+    let near =
+        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
+    for (decoder, image) in [
+        ("image", decode_image(&bytes, &limits()).unwrap().to_rgb8()),
+        (
+            "jpeg-decoder",
+            loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
+                .unwrap()
+                .to_rgb8(),
+        ),
+    ] {
+        let (left, right) = (image.get_pixel(5, 5), image.get_pixel(60, 5));
+        assert!(near(left, [255, 0, 0]), "{decoder}: {left:?}");
+        assert!(near(right, [0, 0, 255]), "{decoder}: {right:?}");
+    }
+
+    // Not decoded to luma alone: its first channel is not the picture's grey.
+    assert_eq!(
+        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        Ok(None)
+    );
+    let thumbnail = decode_thumbnail(&bytes, &limits()).unwrap();
+    let (left, right) = (
+        thumbnail.pixels[SIDE * 16 + 2],
+        thumbnail.pixels[SIDE * 16 + 29],
+    );
+    assert!(left > right + 20.0, "{left} {right}");
 }

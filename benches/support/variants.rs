@@ -9,7 +9,9 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::{DynamicImage, Rgba, RgbaImage};
 use loomguard::images::decode::{decode_image, thumbnail_of};
-use loomguard::images::{hash_thumbnail, original_hashes, DecodeLimits, ImageHash, Perceptual};
+use loomguard::images::{
+    hash_bytes, hash_thumbnail, original_hashes, DecodeLimits, ImageHash, Perceptual,
+};
 
 /// The transformations, in report order.
 pub const TRANSFORMS: [&str; 11] = [
@@ -140,8 +142,42 @@ pub struct Photo {
     pub variants: Vec<(&'static str, Perceptual)>,
 }
 
-/// Loads and hashes every photo under `dir` and its variants.
-pub fn photos(dir: &Path) -> Vec<Photo> {
+/// How a listing-side picture (a photo or a variant, as a seller would upload it) is hashed.
+/// Either way it is first saved as a JPEG of quality 90, as listing photos are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// From the JPEG's bytes by `hash_bytes`, the worker's path.
+    Worker,
+    /// From the JPEG decoded by the `image` crate to RGB (the worker's path before JPEGs were
+    /// decoded to their luma plane alone): kept to compare decoders on the same pictures.
+    #[allow(dead_code)] // only the bench compares
+    ImageCrate,
+}
+
+/// The JPEG bytes a listing would carry for `image`.
+pub fn listing_jpeg(image: &DynamicImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+    image
+        .to_rgb8()
+        .write_with_encoder(encoder)
+        .expect("JPEG encoding of a test photo");
+    bytes
+}
+
+fn hash_listing(image: &DynamicImage, how: Listing) -> Perceptual {
+    let bytes = listing_jpeg(image);
+    let limits = DecodeLimits::default();
+    match how {
+        Listing::Worker => hash_bytes(&bytes, &limits).expect("a listing JPEG hashes"),
+        Listing::ImageCrate => hash_thumbnail(&thumbnail_of(
+            &decode_image(&bytes, &limits).expect("a listing JPEG decodes"),
+        )),
+    }
+}
+
+/// Loads and hashes every photo under `dir` and its variants, listing-side pictures `how`.
+pub fn photos(dir: &Path, how: Listing) -> Vec<Photo> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .expect("the test photo directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -152,16 +188,16 @@ pub fn photos(dir: &Path) -> Vec<Photo> {
         .iter()
         .map(|path| {
             let bytes = std::fs::read(path).expect("a test photo");
+            // The complaint API decodes an original with `decode_image`, whatever its format.
             let image =
                 decode_image(&bytes, &DecodeLimits::default()).expect("a test photo decodes");
-            let hash = |image: &DynamicImage| hash_thumbnail(&thumbnail_of(image));
             Photo {
                 name: path
                     .file_stem()
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned(),
-                original: hash(&image),
+                original: hash_listing(&image, how),
                 bank: {
                     let hashes = original_hashes(&image);
                     let mut bank = vec![hashes.picture.hash, hashes.picture.mirrored];
@@ -170,7 +206,7 @@ pub fn photos(dir: &Path) -> Vec<Photo> {
                 },
                 variants: TRANSFORMS
                     .iter()
-                    .map(|&t| (t, hash(&transform(&image, t))))
+                    .map(|&t| (t, hash_listing(&transform(&image, t), how)))
                     .collect(),
             }
         })

@@ -1,14 +1,14 @@
 //! Hash: the 64-bit perceptual hash of a thumbnail, and how much detail it has.
 //!
-//! Second step after decoding. The hash is a DCT hash (pHash): the 32 × 32 grey thumbnail is
-//! transformed with a 2-D DCT-II, and each of 64 low-frequency coefficients gives one bit,
+//! Second step after decoding. The hash is a DCT hash (pHash): the 32 × 32 grey thumbnail
+//! (its clamped levels, see [`Thumbnail::clamped`]) is transformed with a 2-D DCT-II, and each of 64 low-frequency coefficients gives one bit,
 //! set when the coefficient is above their median. Low frequencies describe the layout of
 //! light and dark, which resizing, re-encoding, a watermark or a brightness change hardly
 //! move; the DC term (mean brightness) is left out, the (8, 0) term stands in for it.
 //!
 //! Pictures with almost no detail (a solid colour, a two-tone split, a blank page) hash to
 //! nearly the same bits whatever they are, so they must never match: [`Perceptual`] carries
-//! the thumbnail's spread of grey levels and its share of edges, which the rules' thresholds
+//! the plain thumbnail's spread of grey levels and its share of edges, which the rules' thresholds
 //! turn into a [`Detail`] verdict.
 
 use std::fmt;
@@ -110,8 +110,8 @@ impl Perceptual {
 /// Hashes a thumbnail and measures its detail.
 pub fn hash_thumbnail(thumbnail: &Thumbnail) -> Perceptual {
     Perceptual {
-        hash: dct_hash(&thumbnail.pixels),
-        mirrored: dct_hash(&thumbnail.mirrored().pixels),
+        hash: dct_hash(&thumbnail.clamped),
+        mirrored: dct_hash(&thumbnail.mirrored().clamped),
         spread: spread(&thumbnail.pixels),
         edges: edges(&thumbnail.pixels),
     }
@@ -204,7 +204,7 @@ mod tests {
                 pixels[y * SIDE + x] = f(x, y);
             }
         }
-        Thumbnail { pixels }
+        Thumbnail::unclamped(pixels)
     }
 
     #[test]
