@@ -328,7 +328,7 @@ fn a_deleted_listing_stays_out_of_a_restarted_workers_index() {
     assert_eq!(p2.len(), 1);
     assert_eq!(
         (p2[0]["schema"].as_str(), p2[0]["record"].as_str()),
-        (Some("image-index/v1"), Some("listing"))
+        (Some("image-index/v2"), Some("listing"))
     );
 
     // The restarted worker replays P2 but not P1.

@@ -165,7 +165,7 @@ mod tests {
         // A torn line, as a crash mid-append leaves.
         let path = dir.path().join(LOG_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(b"{\"schema\":\"image-index/v1\",\"rec");
+        bytes.extend_from_slice(b"{\"schema\":\"image-index/v2\",\"rec");
         std::fs::write(&path, bytes).unwrap();
 
         let mut state = ImageState::new();

@@ -13,7 +13,7 @@ use super::hash::ImageHash;
 use super::index::{EntryId, HammingIndex};
 
 /// The `schema` of every image index log record.
-pub const LOG_SCHEMA: &str = "image-index/v1";
+pub const LOG_SCHEMA: &str = "image-index/v2";
 
 /// One record of the image index log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
