@@ -137,22 +137,49 @@ impl<'a> SketchBuilder<'a> {
     fn shingle(&mut self, text: &str, weight: u32) {
         let mut window = [0u64; 3];
         let mut seen = 0usize;
+        let mut hashes = [0u64; CHUNK];
+        let mut pending = 0;
         for c in text.chars() {
             window = [window[1], window[2], c as u64];
             seen += 1;
             if seen >= 3 {
-                self.count(window[0] | window[1] << 21 | window[2] << 42, weight);
+                hashes[pending] = mix(window[0] | window[1] << 21 | window[2] << 42);
+                pending += 1;
+                if pending == CHUNK {
+                    self.count_all(&hashes, weight, simd());
+                    pending = 0;
+                }
             }
         }
         if (1..3).contains(&seen) {
-            self.count(window[0] | window[1] << 21 | window[2] << 42, weight);
+            hashes[pending] = mix(window[0] | window[1] << 21 | window[2] << 42);
+            pending += 1;
+        }
+        self.count_all(&hashes[..pending], weight, simd());
+    }
+
+    /// Counts the bits of at most [`CHUNK`] 3-gram hashes, with AVX-512 where `simd` says the
+    /// processor has it.
+    fn count_all(&mut self, hashes: &[u64], weight: u32, simd: bool) {
+        debug_assert!(hashes.len() <= CHUNK && (1..=MAX_WEIGHT).contains(&weight));
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            self.total += weight * hashes.len() as u32;
+            self.shingles += hashes.len() as u32;
+            // SAFETY: `simd` is only true where the processor has AVX-512BW (see `simd`).
+            unsafe { count_avx512(&mut self.counts, hashes, weight) };
+            return;
+        }
+        let _ = simd;
+        for &hash in hashes {
+            self.count(hash, weight);
         }
     }
 
     /// `weight` is 1 or 2 ([`SketchBuilder::add`]), so a set bit adds `1 << (weight - 1)`.
-    fn count(&mut self, gram: u64, weight: u32) {
+    fn count(&mut self, hash: u64, weight: u32) {
         debug_assert!((1..=MAX_WEIGHT).contains(&weight));
-        let hash = mix(gram).to_le_bytes();
+        let hash = hash.to_le_bytes();
         let shift = weight - 1;
         for (lane, byte) in self.lanes.iter_mut().zip(hash) {
             *lane += BYTE_LANES[usize::from(byte)] << shift;
@@ -184,6 +211,47 @@ fn frame(hasher: &mut Xxh3Default, bytes: &[u8]) {
 
 /// The largest weight one 3-gram is counted with (a title's).
 const MAX_WEIGHT: u32 = 2;
+
+/// 3-gram hashes counted at a time: few enough that a byte lane cannot overflow
+/// (`CHUNK * MAX_WEIGHT` < 256).
+const CHUNK: usize = 64;
+
+/// Whether this processor has AVX-512BW, on which one instruction spreads a hash's 64 bits
+/// into 64 byte lanes; detected once, then cached by `std`.
+fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Adds `weight` to `counts[i]` for every hash with bit i set, 64 byte lanes at once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+fn count_avx512(counts: &mut [u32; 64], hashes: &[u64], weight: u32) {
+    use std::arch::x86_64::{
+        _mm512_movm_epi8, _mm512_setzero_si512, _mm512_storeu_si512, _mm512_sub_epi8,
+    };
+    let mut lanes = _mm512_setzero_si512();
+    for &hash in hashes {
+        // 0xFF (-1) in byte i where bit i is set: subtracting adds one.
+        let set = _mm512_movm_epi8(hash);
+        lanes = _mm512_sub_epi8(lanes, set);
+        if weight == 2 {
+            lanes = _mm512_sub_epi8(lanes, set);
+        }
+    }
+    let mut bytes = [0u8; 64];
+    // SAFETY: `bytes` is 64 writable bytes, and the store is unaligned.
+    unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), lanes) };
+    for (count, byte) in counts.iter_mut().zip(bytes) {
+        *count += u32::from(byte);
+    }
+}
 
 /// For each byte value, its eight bits spread into the eight bytes of a word.
 const BYTE_LANES: [u64; 256] = {
@@ -332,6 +400,32 @@ mod tests {
                 && Normalizer.normalize(&description).is_empty()));
             let sketch = sketch(&title, &description);
             proptest::prop_assert_eq!(sketch.simhash, simhash_by_definition(&title, &description));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_ways_of_counting_agree(
+            hashes in proptest::collection::vec(proptest::num::u64::ANY, 0..=CHUNK),
+            weight in 1u32..=2,
+        ) {
+            // Where the processor lacks AVX-512, both builders take the portable path.
+            let event: ListingEvent = serde_json::from_value(serde_json::json!({
+                "schema": "listing-event/v1", "event_id": "e", "op": "upsert",
+                "occurred_at": "2026-12-02T09:15:00+08:00", "seller": { "id": "S1" },
+                "listing": { "id": "P1", "title": "t" }
+            }))
+            .unwrap();
+            let keys = Vec::new();
+            let mut normalized = Normalized::default();
+            let mut portable = SketchBuilder::new(&event, &keys, &mut normalized);
+            let mut vector = SketchBuilder::new(&event, &keys, &mut normalized);
+            portable.count_all(&hashes, weight, false);
+            vector.count_all(&hashes, weight, simd());
+            portable.flush();
+            vector.flush();
+            proptest::prop_assert_eq!(portable.counts, vector.counts);
+            proptest::prop_assert_eq!((portable.total, portable.shingles), (vector.total, vector.shingles));
         }
     }
 

@@ -92,7 +92,7 @@ impl Series {
         }
 
         if self.samples >= learning.min_samples
-            && (self.samples - learning.min_samples) % REFRESH_EVERY == 0
+            && (self.samples - learning.min_samples).is_multiple_of(REFRESH_EVERY)
         {
             self.quantiles = Some(self.compute(learning));
         }
