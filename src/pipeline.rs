@@ -160,7 +160,7 @@ pub trait Stages: Sync {
     type Item: Send;
     /// What a whole batch is decided with, taken once when the batch starts: the rule set in
     /// use then, so that a reload never splits a batch between two versions.
-    type Batch: Sync;
+    type Batch: Send + Sync;
 
     fn begin(&self) -> Self::Batch;
 
@@ -422,10 +422,26 @@ fn run_stages<S: Stages>(
             Ok(summary)
         });
 
+        // The ordered stage of one batch runs on its own thread while the next batch is
+        // prepared, so that the workers do not wait for it; a batch waits for it at most.
+        let (prepared_tx, prepared_rx) = sync_channel::<PreparedBatch<S>>(1);
+        let stream_tx = done_tx.clone();
+        let ordering = scope.spawn(move || {
+            for prepared in prepared_rx {
+                let outcomes = finish_batch(stages, prepared);
+                if stream_tx.send(Done::Stream(outcomes)).is_err() {
+                    break;
+                }
+            }
+        });
+        drop(done_tx);
         for batch in batch_rx {
             let now = timestamp(OffsetDateTime::now_utc());
-            let outcomes =
-                process_batch(stages, batch.records.len(), &now, |ctx, index, scratch| {
+            let prepared = prepare_batch(
+                stages,
+                batch.records.len(),
+                now,
+                |ctx, index, scratch, now| {
                     let meta = &batch.records[index];
                     let position = || SourcePosition::File {
                         file: input_name.clone(),
@@ -436,13 +452,15 @@ fn run_stages<S: Stages>(
                         total_len: meta.total_len,
                         position: &position,
                     };
-                    stages.prepare(ctx, record, scratch, &now)
-                });
-            if done_tx.send(Done::Stream(outcomes)).is_err() {
+                    stages.prepare(ctx, record, scratch, now)
+                },
+            );
+            if prepared_tx.send(prepared).is_err() {
                 break;
             }
         }
-        drop(done_tx);
+        drop(prepared_tx);
+        join_unit(ordering.join());
         if let Some(serving) = serving {
             join_unit(serving.join());
         }
@@ -470,17 +488,47 @@ where
     S: Stages,
     P: Fn(&S::Batch, usize, &mut Scratch) -> S::Item + Sync,
 {
+    let prepared = prepare_batch(stages, len, now.to_owned(), |batch, index, scratch, _| {
+        prepare(batch, index, scratch)
+    });
+    finish_batch(stages, prepared)
+}
+
+/// A batch through its parallel stage, waiting for its ordered one.
+pub struct PreparedBatch<S: Stages> {
+    batch: S::Batch,
+    items: Vec<S::Item>,
+    now: String,
+}
+
+/// The parallel half of [`process_batch`].
+fn prepare_batch<S, P>(stages: &S, len: usize, now: String, prepare: P) -> PreparedBatch<S>
+where
+    S: Stages,
+    P: Fn(&S::Batch, usize, &mut Scratch, &str) -> S::Item + Sync,
+{
     let batch = stages.begin();
-    let mut items: Vec<S::Item> = (0..len)
+    let items = (0..len)
         .into_par_iter()
         .map_init(Scratch::default, |scratch, index| {
-            prepare(&batch, index, scratch)
+            prepare(&batch, index, scratch, &now)
         })
         .collect();
+    PreparedBatch { batch, items, now }
+}
+
+/// The ordered half of [`process_batch`]: the checks that need history, in input order, then
+/// deciding and encoding in parallel.
+fn finish_batch<S: Stages>(stages: &S, prepared: PreparedBatch<S>) -> Vec<Outcome> {
+    let PreparedBatch {
+        batch,
+        mut items,
+        now,
+    } = prepared;
     stages.observe(&batch, &mut items);
     items
         .into_par_iter()
-        .map(|item| stages.finish(&batch, item, now))
+        .map(|item| stages.finish(&batch, item, &now))
         .collect()
 }
 
