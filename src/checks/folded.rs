@@ -13,10 +13,7 @@
 //! read leftmost-longest on its own ([`Words::find_in`]): the automaton reports every
 //! occurrence, overlaps included, and a list picks its own from them.
 
-use std::collections::HashMap;
-
-use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
-
+use super::patterns::{Patterns, PatternsBuilder};
 use super::BuildError;
 use crate::normalize::{fold_char, Normalized};
 
@@ -70,7 +67,7 @@ impl Folded {
         self.text.reserve(original.len());
         self.chars.reserve(original.len());
         self.offsets.reserve(original.len() + 1);
-        let Some(automaton) = &lexicon.automaton else {
+        let Some(mut stepper) = lexicon.patterns.stepper() else {
             for c in original.chars() {
                 each(c);
                 self.push(fold_char(c));
@@ -78,7 +75,6 @@ impl Folded {
             self.offsets.push(self.text.len() as u32);
             return;
         };
-        let mut stepper = automaton.find_overlapping_stepper();
         for c in original.chars() {
             each(c);
             let folded = fold_char(c);
@@ -88,7 +84,7 @@ impl Folded {
             for found in stepper.matches() {
                 let pattern = found.value();
                 self.occurrences.push(Occurrence {
-                    start: end - lexicon.lengths[pattern as usize],
+                    start: end - lexicon.patterns.chars(pattern),
                     end,
                     pattern,
                 });
@@ -125,20 +121,13 @@ impl Folded {
 
 /// The word lists of the consistency checks in one automaton; see the module documentation.
 pub struct Lexicon {
-    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
-    /// Length in characters of each pattern.
-    lengths: Vec<u32>,
-    /// The (list, value) pairs of pattern `p` are `entries[first[p]..first[p + 1]]`.
-    first: Vec<u32>,
-    entries: Vec<(u32, u32)>,
+    patterns: Patterns<u32>,
 }
 
 /// Collects word lists, each returning the [`Words`] handle it is read through.
 #[derive(Default)]
 pub struct LexiconBuilder {
-    patterns: Vec<String>,
-    index: HashMap<String, usize>,
-    entries: Vec<Vec<(u32, u32)>>,
+    patterns: PatternsBuilder<u32>,
     lists: u32,
 }
 
@@ -163,78 +152,19 @@ impl LexiconBuilder {
     pub fn list<'a>(&mut self, words: impl IntoIterator<Item = (&'a str, u32)>) -> Words {
         let list = self.lists;
         self.lists += 1;
-        let mut len = 0;
-        for (word, value) in words {
-            if word.is_empty() {
-                continue;
-            }
-            let pattern = match self.index.get(word) {
-                Some(&p) => p,
-                None => {
-                    self.patterns.push(word.to_owned());
-                    self.entries.push(Vec::new());
-                    self.index.insert(word.to_owned(), self.patterns.len() - 1);
-                    self.patterns.len() - 1
-                }
-            };
-            let entries = &mut self.entries[pattern];
-            if entries.iter().all(|&(l, _)| l != list) {
-                entries.push((list, value));
-                len += 1;
-            }
-        }
+        let len = words
+            .into_iter()
+            .filter(|&(word, value)| self.patterns.add(word, list, value))
+            .count();
         Words { list, len }
     }
 
     pub fn build(self) -> Result<Lexicon, BuildError> {
-        let lengths = self
-            .patterns
-            .iter()
-            .map(|p| p.chars().count() as u32)
-            .collect();
-        let mut first = Vec::with_capacity(self.entries.len() + 1);
-        let mut entries = Vec::new();
-        for pattern_entries in &self.entries {
-            first.push(entries.len() as u32);
-            entries.extend_from_slice(pattern_entries);
-        }
-        first.push(entries.len() as u32);
-        let automaton = if self.patterns.is_empty() {
-            None
-        } else {
-            let patterns = self
-                .patterns
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.as_str(), i as u32));
-            Some(
-                CharwiseDoubleArrayAhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build_with_values(patterns)
-                    .map_err(|err| BuildError {
-                        what: "word lists of the consistency checks".to_owned(),
-                        reason: err.to_string(),
-                    })?,
-            )
-        };
         Ok(Lexicon {
-            automaton,
-            lengths,
-            first,
-            entries,
+            patterns: self
+                .patterns
+                .build("word lists of the consistency checks")?,
         })
-    }
-}
-
-impl Lexicon {
-    /// The value `list` gives a pattern, if the pattern is one of its words.
-    fn value(&self, pattern: u32, list: u32) -> Option<u32> {
-        let p = pattern as usize;
-        let range = self.first[p] as usize..self.first[p + 1] as usize;
-        self.entries[range]
-            .iter()
-            .find(|&&(l, _)| l == list)
-            .map(|&(_, value)| value)
     }
 }
 
@@ -255,7 +185,7 @@ impl Words {
             if start < next || end > to {
                 continue;
             }
-            if let Some(value) = lexicon.value(o.pattern, self.list) {
+            if let Some(value) = lexicon.patterns.entry(o.pattern, self.list) {
                 out.push(Hit { start, end, value });
                 next = end;
             }
@@ -280,7 +210,7 @@ impl Words {
 impl std::fmt::Debug for Lexicon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lexicon")
-            .field("patterns", &self.lengths.len())
+            .field("patterns", &self.patterns.len())
             .finish()
     }
 }

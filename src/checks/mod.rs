@@ -33,6 +33,7 @@ pub mod duplicates;
 pub mod folded;
 pub mod images;
 pub mod intent;
+mod patterns;
 pub mod price;
 pub mod product;
 pub mod stock;
@@ -152,36 +153,29 @@ impl Checks {
                 FieldName::Description => Some(description),
                 FieldName::Attribute(_) => None,
             };
+            occurrences.clear();
             match folded {
                 Some(folded) => {
                     // Folded, normalised and read by both automata in one pass.
-                    occurrences.clear();
                     let mut terms = self.terms.stepper();
                     folded.fold_normalizing(text, &self.lexicon, normalized, |c| {
                         terms.consume(c, occurrences)
                     });
                     terms::sort_occurrences(occurrences);
-                    self.terms.report_field(
-                        field,
-                        text,
-                        normalized,
-                        seller_licences,
-                        occurrences,
-                        &mut inspection.findings,
-                    );
                 }
                 None => {
                     Normalizer.normalize_into(text, normalized);
-                    self.terms.scan_field(
-                        field,
-                        text,
-                        normalized,
-                        seller_licences,
-                        occurrences,
-                        &mut inspection.findings,
-                    );
+                    self.terms.occurrences(normalized, occurrences);
                 }
             }
+            self.terms.report_field(
+                field,
+                text,
+                normalized,
+                seller_licences,
+                occurrences,
+                &mut inspection.findings,
+            );
             content.add(field, normalized);
         }
         clock.lap(Check::Terms);

@@ -10,10 +10,7 @@
 //! and each pack picks its own leftmost-longest matches from them, as if it had an automaton of
 //! its own.
 
-use std::collections::HashMap;
-
-use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
-
+use super::patterns::{Patterns, PatternsBuilder};
 use super::{BuildError, Scratch};
 use crate::contract::{FieldName, Finding, Kind, ListingEvent};
 use crate::normalize::{Normalized, Normalizer};
@@ -44,10 +41,8 @@ struct CompiledPack {
 /// The compiled term packs of one rule set.
 pub struct TermMatcher {
     packs: Vec<CompiledPack>,
-    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
-    /// The (pack, entry) pairs of pattern `p` are `entries[first[p]..first[p + 1]]`.
-    first: Vec<u32>,
-    entries: Vec<(u32, Entry)>,
+    /// Every pack's terms, each pack a list of its own.
+    patterns: Patterns<Entry>,
     licence_void: LicenceVoid,
 }
 
@@ -55,7 +50,7 @@ impl std::fmt::Debug for TermMatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TermMatcher")
             .field("packs", &self.packs)
-            .field("patterns", &self.first.len().saturating_sub(1))
+            .field("patterns", &self.patterns.len())
             .finish()
     }
 }
@@ -110,24 +105,12 @@ pub(crate) fn sort_occurrences(occurrences: &mut [Occurrence]) {
 }
 
 impl TermMatcher {
-    pub fn new<'r>(rules: &'r TermRules) -> Result<TermMatcher, BuildError> {
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut per_pattern: Vec<Vec<(u32, Entry)>> = Vec::new();
+    pub fn new(rules: &TermRules) -> Result<TermMatcher, BuildError> {
+        let mut patterns = PatternsBuilder::default();
         let mut packs = Vec::with_capacity(rules.packs.len());
         for pack in &rules.packs {
-            let pack_index = packs.len() as u32;
-            let mut add = |term: &'r str, entry: Entry| {
-                let p = *index.entry(term).or_insert_with(|| {
-                    patterns.push(term);
-                    per_pattern.push(Vec::new());
-                    patterns.len() - 1
-                });
-                // The rule files hold no term twice in one pack (`rules check` refuses it).
-                if per_pattern[p].iter().all(|&(k, _)| k != pack_index) {
-                    per_pattern[p].push((pack_index, entry));
-                }
-            };
+            let list = packs.len() as u32;
+            // The rule files hold no term twice in one pack (`rules check` refuses it).
             let mut count = 0;
             for (rule_index, rule) in pack.rules.iter().enumerate() {
                 for term in &rule.terms {
@@ -136,20 +119,18 @@ impl TermMatcher {
                         .iter()
                         .position(|c| c.terms.contains(term))
                         .map(|i| i as u32);
-                    add(
-                        term,
-                        Entry::Banned {
-                            rule: rule_index as u32,
-                            context,
-                            left_boundary: term.starts_with(|c: char| c.is_ascii_alphanumeric()),
-                            right_boundary: term.ends_with(|c: char| c.is_ascii_alphanumeric()),
-                        },
-                    );
+                    let entry = Entry::Banned {
+                        rule: rule_index as u32,
+                        context,
+                        left_boundary: term.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                        right_boundary: term.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                    };
+                    patterns.add(term, list, entry);
                     count += 1;
                 }
             }
             for term in &pack.allow {
-                add(term, Entry::Allowed);
+                patterns.add(term, list, Entry::Allowed);
                 count += 1;
             }
             packs.push(CompiledPack {
@@ -159,33 +140,9 @@ impl TermMatcher {
                 contexts: pack.contexts.clone(),
             });
         }
-
-        let mut first = Vec::with_capacity(per_pattern.len() + 1);
-        let mut entries = Vec::new();
-        for pattern_entries in &per_pattern {
-            first.push(entries.len() as u32);
-            entries.extend_from_slice(pattern_entries);
-        }
-        first.push(entries.len() as u32);
-        let automaton = if patterns.is_empty() {
-            None
-        } else {
-            let with_values = patterns.iter().enumerate().map(|(i, p)| (*p, i as u32));
-            Some(
-                CharwiseDoubleArrayAhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build_with_values(with_values)
-                    .map_err(|err| BuildError {
-                        what: "term automaton".to_owned(),
-                        reason: err.to_string(),
-                    })?,
-            )
-        };
         Ok(TermMatcher {
             packs,
-            automaton,
-            first,
-            entries,
+            patterns: patterns.build("term automaton")?,
             licence_void: rules.licence_void.clone(),
         })
     }
@@ -243,10 +200,7 @@ impl TermMatcher {
     /// The term automaton, to step through a normalised text as it is made.
     pub(crate) fn stepper(&self) -> TermStepper<'_> {
         TermStepper {
-            stepper: self
-                .automaton
-                .as_ref()
-                .map(|a| a.find_overlapping_stepper()),
+            stepper: self.patterns.stepper(),
         }
     }
 
@@ -308,20 +262,12 @@ impl TermMatcher {
 
     /// Every occurrence of every pattern in the normalised text, by start and then longest
     /// first, the order a leftmost-longest reading takes them in.
-    fn occurrences(&self, normalized: &Normalized, out: &mut Vec<Occurrence>) {
+    pub(crate) fn occurrences(&self, normalized: &Normalized, out: &mut Vec<Occurrence>) {
         out.clear();
-        let Some(automaton) = &self.automaton else {
-            return;
-        };
-        out.extend(
-            automaton
-                .find_overlapping_iter(normalized.text())
-                .map(|m| Occurrence {
-                    start: m.start(),
-                    end: m.end(),
-                    pattern: m.value(),
-                }),
-        );
+        let mut stepper = self.stepper();
+        for c in normalized.text().chars() {
+            stepper.consume(c, out);
+        }
         sort_occurrences(out);
     }
 
@@ -340,9 +286,7 @@ impl TermMatcher {
             if o.start < next {
                 continue;
             }
-            let p = o.pattern as usize;
-            let entries = &self.entries[self.first[p] as usize..self.first[p + 1] as usize];
-            let Some(&(_, entry)) = entries.iter().find(|&&(k, _)| k as usize == pack) else {
+            let Some(entry) = self.patterns.entry(o.pattern, pack as u32) else {
                 continue;
             };
             next = o.end;
