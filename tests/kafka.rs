@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kafka::produce;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 /// Topic and group names no other test run uses.
@@ -80,32 +80,6 @@ fn event(id: &str, seller: &str, listing: &str, version: u64, title: &str) -> St
                     "price": {"amount": 9.6, "currency": "CNY", "unit": "米"}}
     })
     .to_string()
-}
-
-/// Produces `(key, payload)` records to `topic` and waits until all are acknowledged.
-fn produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for (key, payload) in records {
-        let mut record = BaseRecord::to(topic)
-            .key(key.as_bytes())
-            .payload(payload.as_slice());
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("the test events are acknowledged");
 }
 
 /// A worker process with its stderr in a file.

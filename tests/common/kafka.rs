@@ -43,7 +43,7 @@ pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
 }
 
 /// Produces `(key, payload)` records and waits until every one is acknowledged.
-pub fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
+pub fn produce<P: AsRef<[u8]>>(brokers: &str, topic: &str, records: &[(String, P)]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -52,7 +52,7 @@ pub fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
     for (key, payload) in records {
         let mut record = BaseRecord::to(topic)
             .key(key.as_str())
-            .payload(payload.as_str());
+            .payload(payload.as_ref());
         while let Err((_, back)) = producer.send(record) {
             record = back;
             producer.poll(Duration::from_millis(50));
