@@ -365,10 +365,9 @@ mod tests {
         assert!(state.listing("P1").is_none());
     }
 
-    #[test]
-    fn an_original_matches_as_it_is_and_mirrored_once() {
-        let mut state = ImageState::new();
-        state.apply(&LogRecord::Original {
+    /// Complaint C1's one original, hashed 0x0f0f and 0xf0f0 mirrored.
+    fn original() -> LogRecord {
+        LogRecord::Original {
             complaint: "C1".into(),
             rights_holder: "R".into(),
             original: "o.jpg".into(),
@@ -377,7 +376,13 @@ mod tests {
             crops: Vec::new(),
             matchable: true,
             at: "t".into(),
-        });
+        }
+    }
+
+    #[test]
+    fn an_original_matches_as_it_is_and_mirrored_once() {
+        let mut state = ImageState::new();
+        state.apply(&original());
         assert_eq!(state.original_hashes(), 2);
         let plain = state.originals_near(ImageHash(0x0f0e), 2);
         assert_eq!(plain.len(), 1);
@@ -389,16 +394,7 @@ mod tests {
     #[test]
     fn an_original_recorded_twice_is_registered_once() {
         let mut state = ImageState::new();
-        let record = LogRecord::Original {
-            complaint: "C1".into(),
-            rights_holder: "R".into(),
-            original: "o.jpg".into(),
-            hash: ImageHash(0x0f0f),
-            mirrored: ImageHash(0xf0f0),
-            crops: Vec::new(),
-            matchable: true,
-            at: "t".into(),
-        };
+        let record = original();
         state.apply(&record);
         state.apply(&record);
         assert_eq!(state.original_hashes(), 2);
