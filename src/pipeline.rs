@@ -502,7 +502,12 @@ pub struct PreparedBatch<S: Stages> {
 }
 
 /// The parallel half of [`process_batch`].
-fn prepare_batch<S, P>(stages: &S, len: usize, now: String, prepare: P) -> PreparedBatch<S>
+pub(crate) fn prepare_batch<S, P>(
+    stages: &S,
+    len: usize,
+    now: String,
+    prepare: P,
+) -> PreparedBatch<S>
 where
     S: Stages,
     P: Fn(&S::Batch, usize, &mut Scratch, &str) -> S::Item + Sync,
@@ -519,7 +524,7 @@ where
 
 /// The ordered half of [`process_batch`]: the checks that need history, in input order, then
 /// deciding and encoding in parallel.
-fn finish_batch<S: Stages>(stages: &S, prepared: PreparedBatch<S>) -> Vec<Outcome> {
+pub(crate) fn finish_batch<S: Stages>(stages: &S, prepared: PreparedBatch<S>) -> Vec<Outcome> {
     let PreparedBatch {
         batch,
         mut items,

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use crate::contract::SourcePosition;
 use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{timestamp, Moderator, Outcome};
-use crate::pipeline::{process_batch, Record, Stages, Summary};
+use crate::pipeline::{finish_batch, prepare_batch, PreparedBatch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
 use crate::state::{SharedState, StateRecord, StateTopics};
@@ -65,6 +65,8 @@ pub enum WorkerError {
     State(#[source] crate::state::StateError),
     #[error("the broker did not acknowledge a result ({0}); offsets from this batch on stay uncommitted and will be decided again")]
     Delivery(#[source] KafkaError),
+    #[error("cannot start the worker's threads: {0}")]
+    Threads(#[source] std::io::Error),
     #[error("cannot listen for stop signals: {0}")]
     Signals(#[source] std::io::Error),
     #[error("the transaction cannot be aborted ({0}); another worker took over this one's transactional id")]
@@ -147,89 +149,26 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     );
 
     let consumer = Arc::new(consumer);
-    let metrics = crate::metrics::global();
-    let mut summary = Summary::default();
-    // At-least-once: while the broker acknowledges one batch, the next is fetched and decided.
-    // The acknowledger takes batches in order and stores each one's offsets after all its
-    // results are acknowledged; the channel bounds how many batches are in flight.
-    let (acks, acknowledger) = if exactly_once {
-        (None, None)
-    } else {
-        let (tx, rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
-        (
-            Some(tx),
-            Some(tokio::spawn(acknowledge_in_order(consumer.clone(), rx))),
-        )
+    let worker = Worker {
+        consumer: &consumer,
+        producer: &producer,
+        run: &run,
+        moderator: &moderator,
+        shared: &shared,
+        stop: &stop,
     };
-    let mut group_watch = GroupWatch::default();
-    // The state records of an aborted transaction. The batch is decided again, but this
-    // worker's state took its changes already and will not make them twice: they must go
-    // with the next attempt.
-    let mut carried: Vec<(&SharedState, Vec<StateRecord>)> = Vec::new();
-    let result = async {
-        loop {
-            let batch = next_batch(&consumer, &run, stop.clone()).await;
-            // librdkafka rejoins on the next poll by itself; what the worker must not do is
-            // go on unaware, or keep going when it leaves again and again.
-            group_watch.check(consumer.context())?;
-            if !batch.is_empty() {
-                metrics.in_flight().add(batch.len() as i64);
-                let outcomes = decide_batch(&moderator, &batch);
-                let mut state = std::mem::take(&mut carried);
-                state.extend(shared.take_records(&moderator));
-                let mut tally = Tally::new(Source::Kafka);
-                for outcome in &outcomes {
-                    tally.count(outcome);
-                }
-                let delivered = match &acks {
-                    None => {
-                        let committed =
-                            transact(&consumer, &producer, &run.config, &batch, &outcomes, &state)
-                                .await;
-                        // Committed or not, this batch is no longer in flight: an aborted
-                        // one is fetched again after the rewind.
-                        metrics.in_flight().sub(batch.len() as i64);
-                        match committed {
-                            Ok(true) => metrics.add(&tally, now_unix_seconds()),
-                            Ok(false) => carried = state,
-                            Err(_) => {}
-                        }
-                        committed?
-                    }
-                    Some(acks) => {
-                        let mut deliveries =
-                            send_all(&producer, &run.config, &batch, &outcomes).await?;
-                        deliveries.extend(send_state(&producer, &state).await?);
-                        let offsets = next_offsets(&batch);
-                        let Some(slot) = reserve_in_flight(&consumer, acks).await else {
-                            // The acknowledger stopped on a failed delivery; it says why below.
-                            return Ok(());
-                        };
-                        slot.send(InFlight {
-                            deliveries,
-                            offsets,
-                            tally,
-                            events: batch.len(),
-                        });
-                        true
-                    }
-                };
-                if delivered {
-                    for outcome in &outcomes {
-                        summary.count(outcome);
-                    }
-                }
-            }
-            if *stop.borrow() {
-                return Ok(());
-            }
-        }
-    }
-    .await;
-    drop(acks);
-    let acknowledged = match acknowledger {
-        Some(task) => task.await.unwrap_or(Ok(())),
-        None => Ok(()),
+    let mut summary = Summary::default();
+    let (result, acknowledged) = if exactly_once {
+        (transact_each(&worker, &mut summary).await, Ok(()))
+    } else {
+        // While the broker acknowledges one batch, the next ones are sent, decided and
+        // fetched. The acknowledger takes batches in order and stores each one's offsets
+        // after all its results are acknowledged; its channel bounds how many batches await
+        // the broker.
+        let (acks, acks_rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
+        let acknowledger = tokio::spawn(acknowledge_in_order(consumer.clone(), acks_rx));
+        let result = decide_pipelined(&worker, acks, &mut summary).await;
+        (result, acknowledger.await.unwrap_or(Ok(())))
     };
 
     // Drain: whatever was acknowledged gets committed, also after a delivery error.
@@ -253,6 +192,182 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
+}
+
+/// What a worker runs with.
+struct Worker<'a> {
+    consumer: &'a Arc<StreamConsumer<WorkerContext>>,
+    producer: &'a FutureProducer<WorkerContext>,
+    run: &'a KafkaRun,
+    moderator: &'a Arc<Moderator>,
+    shared: &'a StateTopics,
+    stop: &'a watch::Receiver<bool>,
+}
+
+/// Exactly-once: each batch fetched, decided and committed in a transaction before the next
+/// one is fetched, since a batch whose transaction aborts rewinds its partitions, and so
+/// every batch fetched after it.
+async fn transact_each(worker: &Worker<'_>, summary: &mut Summary) -> Result<(), WorkerError> {
+    let Worker {
+        consumer,
+        producer,
+        run,
+        moderator,
+        shared,
+        stop,
+    } = worker;
+    let metrics = crate::metrics::global();
+    let mut group_watch = GroupWatch::default();
+    // The state records of an aborted transaction. The batch is decided again, but this
+    // worker's state took its changes already and will not make them twice: they must go
+    // with the next attempt.
+    let mut carried: Vec<(&SharedState, Vec<StateRecord>)> = Vec::new();
+    loop {
+        let batch = next_batch(consumer, run, (*stop).clone()).await;
+        // librdkafka rejoins on the next poll by itself; what the worker must not do is go on
+        // unaware, or keep going when it leaves again and again.
+        group_watch.check(consumer.context())?;
+        if !batch.is_empty() {
+            metrics.in_flight().add(batch.len() as i64);
+            let outcomes = decide_batch(moderator, &batch);
+            let mut state = std::mem::take(&mut carried);
+            state.extend(shared.take_records(moderator));
+            let mut tally = Tally::new(Source::Kafka);
+            for outcome in &outcomes {
+                tally.count(outcome);
+            }
+            let committed =
+                transact(consumer, producer, &run.config, &batch, &outcomes, &state).await;
+            // Committed or not, this batch is no longer in flight: an aborted one is fetched
+            // again after the rewind.
+            metrics.in_flight().sub(batch.len() as i64);
+            match committed {
+                Ok(true) => {
+                    metrics.add(&tally, now_unix_seconds());
+                    for outcome in &outcomes {
+                        summary.count(outcome);
+                    }
+                }
+                Ok(false) => carried = state,
+                Err(_) => {}
+            }
+            committed?;
+        }
+        if *stop.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+/// At-least-once: batches go through four stages at once. This task fetches one; a thread
+/// of its own runs the parallel checks of the one before on the rayon workers; another runs
+/// the ordered stage of the one before that; and a second task sends the results of the
+/// oldest and hands them to the acknowledger. Each stage holds one batch, so a worker holds
+/// a few batches besides those awaiting acknowledgement, and each stage sees them in
+/// fetch order, which keeps each partition's results in offset order.
+async fn decide_pipelined(
+    worker: &Worker<'_>,
+    acks: tokio::sync::mpsc::Sender<InFlight>,
+    summary: &mut Summary,
+) -> Result<(), WorkerError> {
+    let &Worker {
+        consumer,
+        producer,
+        run,
+        moderator,
+        shared,
+        stop,
+    } = worker;
+    let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel::<Vec<Consumed>>(1);
+    let (prepared_tx, prepared_rx) =
+        std::sync::mpsc::sync_channel::<(Vec<Consumed>, PreparedBatch<Moderator>)>(1);
+    let (decided_tx, mut decided_rx) =
+        tokio::sync::mpsc::channel::<(Vec<Consumed>, Vec<Outcome>)>(1);
+
+    let checker = moderator.clone();
+    let checking = std::thread::Builder::new()
+        .name("kafka-checks".into())
+        .spawn(move || {
+            while let Some(batch) = batch_rx.blocking_recv() {
+                let prepared = prepare_kafka_batch(&checker, &batch);
+                if prepared_tx.send((batch, prepared)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(WorkerError::Threads)?;
+    let observer = moderator.clone();
+    let ordering = std::thread::Builder::new()
+        .name("kafka-ordered".into())
+        .spawn(move || {
+            for (batch, prepared) in prepared_rx {
+                let outcomes = finish_batch(observer.as_ref(), prepared);
+                if decided_tx.blocking_send((batch, outcomes)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(WorkerError::Threads)?;
+
+    let fetching = async move {
+        let metrics = crate::metrics::global();
+        let mut group_watch = GroupWatch::default();
+        loop {
+            let batch = next_batch(consumer, run, stop.clone()).await;
+            // librdkafka rejoins on the next poll by itself; what the worker must not do is
+            // go on unaware, or keep going when it leaves again and again.
+            group_watch.check(consumer.context())?;
+            if !batch.is_empty() {
+                metrics.in_flight().add(batch.len() as i64);
+                if batch_tx.send(batch).await.is_err() {
+                    // The checks' thread ended; joining it below says why.
+                    return Ok(());
+                }
+            }
+            if *stop.borrow() {
+                // Dropping the sender lets the stages drain and end.
+                return Ok(());
+            }
+        }
+    };
+    let sending = async move {
+        while let Some((batch, outcomes)) = decided_rx.recv().await {
+            // The ordered stage may have observed the next batch already, so its state
+            // records can leave with this batch: early, which does no harm, never late.
+            let state = shared.take_records(moderator);
+            let mut tally = Tally::new(Source::Kafka);
+            for outcome in &outcomes {
+                tally.count(outcome);
+            }
+            let mut deliveries = send_all(producer, &run.config, &batch, &outcomes).await?;
+            deliveries.extend(send_state(producer, &state).await?);
+            let Some(slot) = reserve_in_flight(consumer, &acks).await else {
+                // The acknowledger stopped on a failed delivery; it says why.
+                return Ok(());
+            };
+            slot.send(InFlight {
+                deliveries,
+                offsets: next_offsets(&batch),
+                tally,
+                events: batch.len(),
+            });
+            for outcome in &outcomes {
+                summary.count(outcome);
+            }
+        }
+        Ok(())
+    };
+    // On an error the other future is dropped with its end of the channels, so that both
+    // threads see their channels close and end.
+    let result = tokio::try_join!(fetching, sending).map(|_| ());
+    tokio::task::block_in_place(|| {
+        for stage in [checking, ordering] {
+            if let Err(panic) = stage.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    result
 }
 
 /// Queues a batch's state records and returns their pending acknowledgements.
@@ -350,9 +465,17 @@ async fn next_batch(
 /// Decides a batch on the rayon workers; the tokio thread waits, as there is nothing else
 /// for it to do until the results exist.
 fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
+    tokio::task::block_in_place(|| finish_batch(moderator, prepare_kafka_batch(moderator, batch)))
+}
+
+/// The parallel checks of a batch, on the rayon workers.
+fn prepare_kafka_batch(moderator: &Moderator, batch: &[Consumed]) -> PreparedBatch<Moderator> {
     let now = timestamp(OffsetDateTime::now_utc());
-    tokio::task::block_in_place(|| {
-        process_batch(moderator, batch.len(), &now, |compiled, index, scratch| {
+    prepare_batch(
+        moderator,
+        batch.len(),
+        now,
+        |compiled, index, scratch, now| {
             let message = &batch[index];
             let position = || SourcePosition::Kafka {
                 topic: message.topic.to_string(),
@@ -364,15 +487,21 @@ fn decide_batch(moderator: &Moderator, batch: &[Consumed]) -> Vec<Outcome> {
                 total_len: message.total_len,
                 position: &position,
             };
-            Stages::prepare(moderator, compiled, record, scratch, &now)
-        })
-    })
+            Stages::prepare(moderator, compiled, record, scratch, now)
+        },
+    )
 }
 
-/// A place for one more batch among those awaiting acknowledgement. When all are taken, the
-/// worker's partitions are paused until one frees up, so that librdkafka stops fetching for
-/// a worker that cannot take more (its prefetch queue is bounded too, but need not fill).
-/// `None` once the acknowledger has stopped.
+/// How long the worker waits at the in-flight bound before it pauses its partitions.
+/// Resuming is not free: librdkafka drops what it prefetched for a paused partition, and
+/// resumed partitions were seen to wait up to a second for their next fetch. A wait this
+/// short, which small batches under light load hit now and then, is better sat out.
+const PAUSE_AFTER: Duration = Duration::from_millis(50);
+
+/// A place for one more batch among those awaiting acknowledgement. When all are taken for
+/// longer than [`PAUSE_AFTER`], the worker's partitions are paused until one frees up, so
+/// that librdkafka stops fetching for a worker that cannot take more (its prefetch queue is
+/// bounded too, but need not fill). `None` once the acknowledger has stopped.
 async fn reserve_in_flight<'a>(
     consumer: &StreamConsumer<WorkerContext>,
     acks: &'a tokio::sync::mpsc::Sender<InFlight>,
@@ -381,6 +510,9 @@ async fn reserve_in_flight<'a>(
         Ok(slot) => return Some(slot),
         Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return None,
         Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {}
+    }
+    if let Ok(slot) = tokio::time::timeout(PAUSE_AFTER, acks.reserve()).await {
+        return slot.ok();
     }
     let metrics = crate::metrics::global();
     let paused = consumer
