@@ -191,7 +191,7 @@ impl Metrics {
             &registry,
             IntCounter::new(
                 "loomguard_kafka_pauses_total",
-                "Times the worker paused its partitions because its bound of batches awaiting acknowledgement was reached.",
+                "Times the worker paused its partitions because its bound of batches awaiting acknowledgement held for over 50 ms.",
             ),
         );
         let kafka_paused = register(
