@@ -76,14 +76,21 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     validate(event)
 }
 
+/// How serde_json says a number is past what an f64 or an integer holds.
+const OUT_OF_RANGE: &str = "number out of range";
+
 /// Names the field a shape error is about, which serde_json alone does not say. Only runs on
 /// the error path, so the second parse costs nothing on good input.
 fn classify(text: &str, err: serde_json::Error) -> DecodeError {
     use serde_json::error::Category;
-    if matches!(
-        err.classify(),
-        Category::Syntax | Category::Eof | Category::Io
-    ) {
+    // JSON itself sets no range on numbers: 1e400 is well-formed, just no value a field holds.
+    let out_of_range = err.to_string().starts_with(OUT_OF_RANGE);
+    if !out_of_range
+        && matches!(
+            err.classify(),
+            Category::Syntax | Category::Eof | Category::Io
+        )
+    {
         return DecodeError::new(
             DeadLetterReason::MalformedJson,
             format!("malformed JSON: {err}"),
@@ -97,8 +104,9 @@ fn classify(text: &str, err: serde_json::Error) -> DecodeError {
     };
     let reason = if inner.starts_with("missing field") {
         DeadLetterReason::MissingField
-    } else if inner.starts_with("duplicate field") {
-        // Valid JSON, but which of the two values the seller meant nobody can say.
+    } else if inner.starts_with("duplicate field") || inner.starts_with(OUT_OF_RANGE) {
+        // Valid JSON, but which of the two values the seller meant nobody can say, or a
+        // number past any the field can hold.
         DeadLetterReason::InvalidValue
     } else {
         DeadLetterReason::WrongType
@@ -283,5 +291,25 @@ mod tests {
             err.message
         );
         assert!(err.message.contains("listing"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_number_past_any_float_is_an_invalid_value_of_its_field() {
+        for (from, to, message) in [
+            (
+                "\"stock\":5000",
+                "\"stock\":1e400",
+                "number out of range at line 5 column 76 at `listing.stock`",
+            ),
+            (
+                "\"version\":3",
+                "\"version\":-1e400",
+                "number out of range at line 3 column 45 at `listing.version`",
+            ),
+        ] {
+            let err = decode(GOOD.replace(from, to).as_bytes()).unwrap_err();
+            assert_eq!(err.reason, DeadLetterReason::InvalidValue);
+            assert_eq!(err.message, message);
+        }
     }
 }
