@@ -54,12 +54,20 @@ pub enum StateError {
         #[source]
         source: KafkaError,
     },
-    #[error("the state topic {topic} was not replayed within {timeout:?}")]
+    #[error("the replay of the state topic {topic} made no progress for {timeout:?}")]
     Timeout { topic: String, timeout: Duration },
 }
 
-/// How long a replay may take before the worker gives up starting.
+/// How long a replay may go without reading a record before the worker gives up starting. A
+/// bound on the whole replay would fail a large topic that is being read steadily.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often a long replay says how far it is.
+const REPLAY_REPORT: Duration = Duration::from_secs(10);
+
+/// Records read between two looks at the consumer's position, which copies the state of
+/// every partition.
+const POSITION_EVERY: u32 = 4096;
 
 /// One record for a state topic: what it is about, and its value or `None` for a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,11 +103,12 @@ impl SharedState {
         create_compacted(config, topic).await?;
         let consumer = assigned_consumer(config, topic)?;
         let ends = tokio::task::block_in_place(|| ends(&consumer, topic))?;
-        let replayed = tokio::task::block_in_place(|| replay(&consumer, &ends, replica.as_ref()))
-            .map_err(|_| StateError::Timeout {
-            topic: topic.to_owned(),
-            timeout: REPLAY_TIMEOUT,
-        })?;
+        let replayed =
+            tokio::task::block_in_place(|| replay(&consumer, topic, &ends, replica.as_ref()))
+                .map_err(|_| StateError::Timeout {
+                    topic: topic.to_owned(),
+                    timeout: REPLAY_TIMEOUT,
+                })?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let tail = {
@@ -334,25 +343,47 @@ fn ends(
 /// Applies every record up to `ends`; `Err` when that takes longer than the replay timeout.
 fn replay(
     consumer: &BaseConsumer<WorkerContext>,
+    topic: &str,
     ends: &[(i32, i64)],
     replica: &dyn Replica,
 ) -> Result<u64, ()> {
     let started = Instant::now();
+    let mut last_read = started;
+    let mut last_report = started;
     let mut applied = 0;
+    let mut unchecked = 0;
     // The position, not the last record seen: transaction markers take offsets too, and an
-    // aborted transaction's records never arrive.
-    while !reached_all(consumer, ends) {
-        if started.elapsed() > REPLAY_TIMEOUT {
-            return Err(());
+    // aborted transaction's records never arrive. It is looked at after every few thousand
+    // records, and whenever a poll comes back empty, which it does once the ends are read.
+    loop {
+        if unchecked == 0 && reached_all(consumer, ends) {
+            return Ok(applied);
         }
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        if apply(replica, &message) {
-            applied += 1;
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                if apply(replica, &message) {
+                    applied += 1;
+                }
+                last_read = Instant::now();
+                unchecked = (unchecked + 1) % POSITION_EVERY;
+            }
+            _ => {
+                if last_read.elapsed() > REPLAY_TIMEOUT {
+                    return Err(());
+                }
+                unchecked = 0;
+            }
+        }
+        if last_report.elapsed() > REPLAY_REPORT {
+            last_report = Instant::now();
+            tracing::info!(
+                topic,
+                applied,
+                seconds = started.elapsed().as_secs(),
+                "replaying the state topic"
+            );
         }
     }
-    Ok(applied)
 }
 
 /// Whether the consumer's position in every partition is at its end or beyond.
