@@ -16,6 +16,7 @@ fn moderator() -> &'static Moderator {
 
 const A: Mode = Mode::Attribute;
 const F: Mode = Mode::FreeText;
+const T: Mode = Mode::Title;
 const COTTON: &str = "棉";
 const POLY: &str = "聚酯纤维";
 const NYLON: &str = "聚酰胺纤维";
@@ -26,6 +27,7 @@ const SILK: &str = "蚕丝";
 const WOOL: &str = "羊毛";
 const LINEN: &str = "亚麻";
 const BAST: &str = "麻";
+const CASHMERE: &str = "山羊绒";
 
 type Parts = &'static [(&'static str, Option<f64>, bool)];
 
@@ -187,6 +189,23 @@ const TABLE: &[(&str, Mode, &[Parts])] = &[
     ("100%正品", F, &[]),
     ("缩水率控制在3%以内", F, &[]),
     ("S-XL码", F, &[]),
+    // In a title, a bare name of two characters or more is a claim that the fibre is there.
+    ("涤纶塔夫绸 190T", T, &[&[(POLY, None, false)]]),
+    ("真丝双绉 16姆米", T, &[&[(SILK, None, false)]]),
+    ("亚麻面料 本色", T, &[&[(LINEN, None, false)]]),
+    ("linen fabric", T, &[&[(LINEN, None, false)]]),
+    ("羊绒大衣", T, &[&[(CASHMERE, None, false)]]),
+    // … but not one of one character, a look, a colour, an id, or another thing's name.
+    ("C32S 普梳棉纱", T, &[]),
+    ("棉服 加厚", T, &[]),
+    ("仿真丝缎面", T, &[]),
+    ("亚麻色 窗帘布", T, &[]),
+    ("羊绒手感 针织衫", T, &[]),
+    ("仿羊绒 围巾", T, &[]),
+    ("真丝风 衬衫", T, &[]),
+    ("微信 linen_2024", T, &[]),
+    ("藏羚羊绒 披肩", T, &[]),
+    ("珍珠棉 包装", A, &[]),
 ];
 
 #[test]
@@ -320,6 +339,39 @@ const CHECKS: &[(&str, &str, &str, Expected)] = &[
         "",
         Some(("title", "棉麻", "fibre_not_declared")),
     ),
+    // A fibre the title's product name names, missing from a complete 成分.
+    (
+        "100%聚酯纤维",
+        "亚麻面料 平纹 本白",
+        "",
+        Some(("title", "亚麻", "fibre_not_declared")),
+    ),
+    (
+        "100%腈纶",
+        "羊绒围巾 秋冬",
+        "",
+        Some(("title", "羊绒", "fibre_not_declared")),
+    ),
+    (
+        "65%涤纶 35%棉",
+        "真丝双绉 16姆米",
+        "",
+        Some(("title", "真丝", "fibre_not_declared")),
+    ),
+    (
+        "亚麻",
+        "真丝亚麻 面料",
+        "",
+        Some(("title", "真丝", "fibre_not_declared")),
+    ),
+    // … but a blend that holds the named fibre, a 成分 that does not name every fibre, a
+    // colour or a look, and the description are not judged so.
+    ("30%羊毛 70%涤纶", "羊毛呢 大衣面料", "", None),
+    ("55%亚麻 45%棉", "亚麻面料", "", None),
+    ("55%亚麻", "真丝亚麻 面料", "", None),
+    ("100%涤纶", "亚麻色 窗帘布 遮光", "", None),
+    ("100%涤纶", "仿羊绒 围巾", "", None),
+    ("100%棉", "全棉府绸", "适合做真丝衬衫的里布。", None),
     // Bad input: nothing to compare, or shares over 100 %.
     ("150%棉 80%涤纶", "100%棉", "", None),
     ("", "100%棉", "", None),

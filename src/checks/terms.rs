@@ -473,7 +473,7 @@ reason = "r"
             "composition.toml",
             "attribute = \"a\"\ntolerance = 5.0\nsmall_share = 10.0\nsmall_tolerance = 3.0\ntrace = 0.5\n\
              pure_min = 95.0\npure_min_by_fibre = {}\npure_prefixes = []\nexclude_names = []\nhand_feel = []\n\
-             blend = []\n",
+             named_min_chars = 2\nnot_fibres = []\nnamed_not_after = []\nnamed_not_before = []\nblend = []\n",
         );
         write(
             "duplicates.toml",

@@ -42,6 +42,14 @@ pub struct CompositionRules {
     pub codes: Vec<(String, usize)>,
     pub blends: Vec<Blend>,
     pub hand_feel: Vec<String>,
+    /// A bare fibre name in the title is a claim only when it has this many characters,
+    /// does not follow one of `named_not_after` and is not followed by one of
+    /// `named_not_before` (亚麻色 is a colour, 仿羊绒 a look).
+    pub named_min_chars: usize,
+    /// Words that hold a fibre name but are no fibre (珍珠棉 is a foam): they shadow it.
+    pub not_fibres: Vec<String>,
+    pub named_not_after: Vec<String>,
+    pub named_not_before: Vec<String>,
     /// Characters that make the fibre name after them a pure claim (纯, 全).
     pub pure_prefixes: Vec<char>,
     pub tolerance: f64,
@@ -65,6 +73,10 @@ struct CompositionFile {
     pure_prefixes: Vec<String>,
     exclude_names: Vec<String>,
     hand_feel: Vec<String>,
+    named_min_chars: usize,
+    not_fibres: Vec<String>,
+    named_not_after: Vec<String>,
+    named_not_before: Vec<String>,
     blend: Vec<BlendDef>,
 }
 
@@ -94,6 +106,10 @@ impl CompositionRules {
             trace: file.trace,
             pure_min: file.pure_min,
             hand_feel: file.hand_feel,
+            named_min_chars: file.named_min_chars,
+            not_fibres: file.not_fibres,
+            named_not_after: file.named_not_after,
+            named_not_before: file.named_not_before,
             pure_prefixes: file
                 .pure_prefixes
                 .iter()
@@ -284,12 +300,13 @@ mod tests {
             dir.path().join("composition.toml"),
             "attribute = \"a\"\ntolerance = 5.0\nsmall_share = 10.0\nsmall_tolerance = 3.0\ntrace = 0.5\n\
              pure_min = 95.0\npure_min_by_fibre = {}\npure_prefixes = []\nexclude_names = []\nhand_feel = []\n\
+             named_min_chars = 2\nnot_fibres = []\nnamed_not_after = []\nnamed_not_before = []\n\
              [[blend]]\nnames = [\"x\"]\nfibres = [\"棉\", \"unobtainium\"]\n",
         )
         .unwrap();
         let mut problems = Vec::new();
         CompositionRules::load(dir.path(), &mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].line, 13);
+        assert_eq!(problems[0].line, 17);
     }
 }

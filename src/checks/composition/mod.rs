@@ -53,21 +53,19 @@ pub(super) fn check(
     };
 
     let title = listing.title.as_deref().unwrap_or("");
-    for (field, folded, original) in [
-        ("title", &scratch.title, title),
+    for (field, folded, original, mode) in [
+        ("title", &scratch.title, title, Mode::Title),
         (
             "description",
             &scratch.description,
             listing.description.as_str(),
+            Mode::FreeText,
         ),
     ] {
-        for claim in checks.fibres.claims(
-            &checks.lexicon,
-            rules,
-            folded,
-            Mode::FreeText,
-            &mut scratch.lex,
-        ) {
+        for claim in checks
+            .fibres
+            .claims(&checks.lexicon, rules, folded, mode, &mut scratch.lex)
+        {
             if !valid(&claim) {
                 continue;
             }

@@ -9,9 +9,11 @@
 //! (names / names then numbers / numbers, or the other way round), code-number pairs, runs of
 //! share-and-fibre pairs in either order, shorthand, and 纯 / 全 + fibre.
 //!
-//! In free text (title, description) a bare fibre name is no claim (涤纶塔夫绸 names the
-//! fabric, not its composition) and a share needs its `%`; in the 成分 attribute, everything
-//! there is about composition, so both are read.
+//! In free text a share needs its `%`, and a bare fibre name is no claim in a description. In
+//! a title it is a weak one: 涤纶塔夫绸 says the taffeta holds polyester, not that it is all
+//! polyester, so it can contradict only a 成分 that leaves polyester out (names of one
+//! character, and names read as a colour or a look, are left out: see `composition.toml`). In
+//! the 成分 attribute everything is about composition, so bare names and bare numbers count.
 
 use std::collections::HashMap;
 
@@ -46,8 +48,16 @@ pub struct Claim {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok {
-    Num { value: f64, percent: bool },
-    Fibre { fibre: usize, pure: bool },
+    Num {
+        value: f64,
+        percent: bool,
+    },
+    /// `named`: a bare name the title's product name makes a claim of (see [`Mode::Title`]).
+    Fibre {
+        fibre: usize,
+        pure: bool,
+        named: bool,
+    },
     Blend(usize),
     Code(usize),
     Slash,
@@ -69,10 +79,13 @@ pub struct LexBuffers {
     tokens: Vec<Token>,
 }
 
-/// Whether the text is an attribute (everything is composition) or free text.
+/// Whether the text is an attribute (everything is composition), a title or free text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Attribute,
+    /// Free text, where a bare fibre name of the product name also claims the fibre is in
+    /// it (亚麻面料), within the limits `composition.toml` sets.
+    Title,
     FreeText,
 }
 
@@ -82,11 +95,19 @@ pub struct CompositionParser {
     words: Words,
     codes: HashMap<String, usize>,
     pure_prefixes: Vec<char>,
+    named_min_chars: usize,
+    named_not_after: Vec<Vec<char>>,
+    named_not_before: Vec<Vec<char>>,
 }
 
 impl CompositionParser {
     pub fn new(rules: &CompositionRules, lexicon: &mut LexiconBuilder) -> CompositionParser {
-        let hand_feel = rules.hand_feel.iter().map(|w| (w.as_str(), HAND_FEEL));
+        // Both shadow the fibre names inside them, leftmost-longest.
+        let hand_feel = rules
+            .hand_feel
+            .iter()
+            .chain(&rules.not_fibres)
+            .map(|w| (w.as_str(), HAND_FEEL));
         let blends = rules
             .blends
             .iter()
@@ -100,6 +121,17 @@ impl CompositionParser {
             words: lexicon.list(hand_feel.chain(blends).chain(names)),
             codes: rules.codes.iter().cloned().collect(),
             pure_prefixes: rules.pure_prefixes.clone(),
+            named_min_chars: rules.named_min_chars,
+            named_not_after: rules
+                .named_not_after
+                .iter()
+                .map(|w| w.chars().collect())
+                .collect(),
+            named_not_before: rules
+                .named_not_before
+                .iter()
+                .map(|w| w.chars().collect())
+                .collect(),
         }
     }
 
@@ -120,7 +152,7 @@ impl CompositionParser {
         if !self.names_a_fibre(text, &buffers.hits) {
             return Vec::new();
         }
-        self.lex(text, &buffers.hits, &mut buffers.tokens);
+        self.lex(text, &buffers.hits, mode, &mut buffers.tokens);
         read_claims(rules, &buffers.tokens, mode)
     }
 
@@ -150,7 +182,25 @@ impl CompositionParser {
         false
     }
 
-    fn lex(&self, text: &Folded, hits: &[Hit], tokens: &mut Vec<Token>) {
+    /// Whether the bare fibre name at `start..end` of a title claims the fibre.
+    fn named(&self, chars: &[char], start: usize, end: usize) -> bool {
+        // A Latin name counts as a word of its own only: linen_2024 is a WeChat id.
+        let word = |c: &char| c.is_ascii_alphanumeric() || *c == '_';
+        let latin_inside = chars[start].is_ascii_alphabetic()
+            && ((start > 0 && word(&chars[start - 1])) || chars.get(end).is_some_and(word));
+        !latin_inside
+            && end - start >= self.named_min_chars
+            && !self
+                .named_not_after
+                .iter()
+                .any(|w| chars[..start].ends_with(w))
+            && !self
+                .named_not_before
+                .iter()
+                .any(|w| chars[end..].starts_with(w))
+    }
+
+    fn lex(&self, text: &Folded, hits: &[Hit], mode: Mode, tokens: &mut Vec<Token>) {
         let chars = text.chars();
         tokens.clear();
         let push = |tokens: &mut Vec<Token>, tok: Tok, start: usize, end: usize| {
@@ -182,6 +232,9 @@ impl CompositionParser {
                             Tok::Fibre {
                                 fibre: (hit.value & !KIND_MASK) as usize,
                                 pure,
+                                named: mode == Mode::Title
+                                    && !pure
+                                    && self.named(chars, hit.start, hit.end),
                             }
                         }
                         BLEND => Tok::Blend((hit.value & !KIND_MASK) as usize),
@@ -396,7 +449,7 @@ fn share_pairs(tokens: &[Token], i: usize, mode: Mode) -> Option<(Claim, usize)>
         _ => None,
     };
     let fibre = |tok: Tok| match tok {
-        Tok::Fibre { fibre, pure } => Some((fibre, pure)),
+        Tok::Fibre { fibre, pure, .. } => Some((fibre, pure)),
         _ => None,
     };
     let first = tokens.get(i)?.tok;
@@ -436,7 +489,8 @@ fn share_pairs(tokens: &[Token], i: usize, mode: Mode) -> Option<(Claim, usize)>
     Some((claim_of(tokens, i, end, parts, None), end))
 }
 
-/// 涤棉, 全涤, 纯棉, 全棉; in an attribute also a bare fibre name or a list of them.
+/// 涤棉, 全涤, 纯棉, 全棉; in an attribute also a bare fibre name or a list of them, and in a
+/// title a bare fibre name the product name makes a claim of.
 fn single(
     rules: &CompositionRules,
     tokens: &[Token],
@@ -472,7 +526,9 @@ fn single(
                 i + 1,
             ))
         }
-        Tok::Fibre { fibre, pure: true } => {
+        Tok::Fibre {
+            fibre, pure: true, ..
+        } => {
             let parts = vec![Part {
                 fibre,
                 share: None,
@@ -489,11 +545,27 @@ fn single(
                 i + 1,
             ))
         }
+        Tok::Fibre {
+            fibre, named: true, ..
+        } => Some((
+            Claim {
+                start: tokens[i].start,
+                end: tokens[i].end,
+                parts: vec![Part {
+                    fibre,
+                    share: None,
+                    pure: false,
+                }],
+                major: None,
+                complete: false,
+            },
+            i + 1,
+        )),
         Tok::Fibre { .. } if mode == Mode::Attribute => {
             let mut parts = Vec::new();
             let mut at = i;
             let mut end = i;
-            while let Some(Tok::Fibre { fibre, pure }) = tokens.get(at).map(|t| t.tok) {
+            while let Some(Tok::Fibre { fibre, pure, .. }) = tokens.get(at).map(|t| t.tok) {
                 parts.push(Part {
                     fibre,
                     share: None,
