@@ -44,31 +44,23 @@ impl Normalized {
         &self.text
     }
 
-    /// Empties the text, for [`Normalized::push_original`].
+    /// Empties the text, for [`Normalized::push_normal`].
     pub(crate) fn clear(&mut self, capacity: usize) {
         self.text.clear();
         self.text.reserve(capacity);
     }
 
-    /// Appends the normal form of one original character, what [`Normalizer::normalize_into`]
-    /// does for each character, for a caller that walks the characters anyway; `pushed` sees
-    /// every character appended.
-    #[inline]
-    pub(crate) fn push_original(&mut self, c: char, mut pushed: impl FnMut(char)) {
-        let normal = if c.is_ascii() {
-            match c {
-                'a'..='z' | '0'..='9' | '%' => Normal::Char(c),
-                'A'..='Z' => Normal::Char(c.to_ascii_lowercase()),
-                _ => Normal::Dropped,
-            }
-        } else {
-            match bmp_table().get(c as usize) {
-                Some(&code) if code == c as u32 => Normal::Char(c),
-                Some(&code) => decode_normal(code),
-                None => normalize_slow(c),
-            }
-        };
-        match normal {
+    /// Appends the normal form `normal` ([`CharTable::get`]) of one original character whose
+    /// folded form is `folded`, what [`Normalizer::normalize_into`] does for each character,
+    /// for a caller that walks the characters anyway; `pushed` sees every character appended.
+    #[inline(always)]
+    pub(crate) fn push_normal(&mut self, folded: char, normal: u32, mut pushed: impl FnMut(char)) {
+        if normal == folded as u32 {
+            self.text.push(folded);
+            pushed(folded);
+            return;
+        }
+        match decode_normal(normal) {
             Normal::Char(n) => {
                 self.text.push(n);
                 pushed(n);
@@ -270,13 +262,59 @@ fn bmp_table() -> &'static [u32] {
     static TABLE: OnceLock<Vec<u32>> = OnceLock::new();
     TABLE.get_or_init(|| {
         (0..=0xFFFFu32)
-            .map(|code| match char::from_u32(code).map(normalize_slow) {
-                Some(Normal::Char(c)) => c as u32,
-                Some(Normal::Number(value)) => NUMBER | u32::from(value),
-                Some(Normal::Dropped) | None => DROPPED,
-            })
+            .map(|code| char::from_u32(code).map_or(DROPPED, |c| encode_normal(normalize_slow(c))))
             .collect()
     })
+}
+
+/// Steps 1 and 2 and all four steps of every character at once, for the callers that need
+/// both forms of each character of a field (the consistency checks' folding): one lookup for
+/// the Basic Multilingual Plane, computing for the other planes.
+pub(crate) struct CharTable {
+    /// The folded character in the low half, the normal form's table code in the high half.
+    bmp: Box<[u64; 0x10000]>,
+}
+
+impl CharTable {
+    /// The folded form of `c` and its normal form as a table code, for
+    /// [`Normalized::push_normal`].
+    #[inline(always)]
+    pub(crate) fn get(&self, c: char) -> (char, u32) {
+        let code = c as u32;
+        if code < 0x10000 {
+            let entry = self.bmp[code as usize];
+            // Made from chars by `char_table`.
+            let folded = char::from_u32(entry as u32).unwrap_or(c);
+            (folded, (entry >> 32) as u32)
+        } else {
+            (fold(c), encode_normal(normalize_slow(c)))
+        }
+    }
+}
+
+pub(crate) fn char_table() -> &'static CharTable {
+    static TABLE: OnceLock<CharTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let normal = bmp_table();
+        let mut bmp: Box<[u64; 0x10000]> = vec![0u64; 0x10000]
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("the vector has exactly 0x10000 entries"));
+        for (code, entry) in bmp.iter_mut().enumerate() {
+            // Surrogates are no chars; they never occur in a str either.
+            let folded = char::from_u32(code as u32).map_or(0, |c| fold(c) as u32);
+            *entry = u64::from(folded) | u64::from(normal[code]) << 32;
+        }
+        CharTable { bmp }
+    })
+}
+
+fn encode_normal(normal: Normal) -> u32 {
+    match normal {
+        Normal::Char(c) => c as u32,
+        Normal::Number(value) => NUMBER | u32::from(value),
+        Normal::Dropped => DROPPED,
+    }
 }
 
 fn normalize_slow(c: char) -> Normal {
@@ -296,12 +334,6 @@ fn normalize_slow(c: char) -> Normal {
     } else {
         Normal::Dropped
     }
-}
-
-/// Steps 1 and 2 alone, one character to one character, for checks that need positions in
-/// the original text more than they need symbols dropped.
-pub(crate) fn fold_char(c: char) -> char {
-    fold(c)
 }
 
 /// The value of a digit in any form the normaliser reads (ASCII, full-width, Chinese,

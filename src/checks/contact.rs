@@ -143,7 +143,11 @@ impl ContactDetector {
             i = run.groups.get(1).copied().unwrap_or(run.end).max(i + 1);
         }
 
-        if title.text().contains(['.', '。', '@', ':']) {
+        if title
+            .chars()
+            .iter()
+            .any(|c| matches!(c, '.' | '。' | '@' | ':'))
+        {
             self.find_addresses(chars, first, out);
         }
         out[first..].sort_by_key(|c| c.start);

@@ -13,20 +13,31 @@
 //! read leftmost-longest on its own ([`Words::find_in`]): the automaton reports every
 //! occurrence, overlaps included, and a list picks its own from them.
 
-use super::patterns::{Patterns, PatternsBuilder};
-use super::BuildError;
-use crate::normalize::{fold_char, Normalized};
+use std::cell::OnceCell;
 
-/// One folded field, as a string and as characters, with the lexicon's words in it; reused
-/// from event to event.
+use super::patterns::{Patterns, PatternsBuilder};
+use super::terms::{Occurrence as TermOccurrence, TermStepper};
+use super::BuildError;
+use crate::normalize::{char_table, Normalized};
+
+/// One folded field, as characters (and as a string when a caller asks), with the lexicon's
+/// words in it; reused from event to event.
 #[derive(Debug, Default, Clone)]
 pub struct Folded {
-    text: String,
     chars: Vec<char>,
-    /// Byte offset in `text` of each character, plus the end.
-    offsets: Vec<u32>,
     /// Every occurrence of a lexicon word, by start and then longest first.
     occurrences: Vec<Occurrence>,
+    /// The characters as a string, made on the first call that needs it: most fields are
+    /// only ever read as characters, and encoding every character again would cost the hot
+    /// path as much as folding it.
+    text: OnceCell<FoldedText>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct FoldedText {
+    text: String,
+    /// Byte offset in `text` of each character, plus the end.
+    offsets: Vec<u32>,
 }
 
 /// A lexicon word somewhere in a folded text, in characters.
@@ -40,45 +51,48 @@ struct Occurrence {
 impl Folded {
     /// Folds `original` into this buffer and finds the words of `lexicon` in it.
     pub fn fold(&mut self, original: &str, lexicon: &Lexicon) {
-        self.fold_with(original, lexicon, |_| {});
+        self.fold_with(original, lexicon, |_, _| {});
     }
 
-    /// [`Folded::fold`], and the normal form of `original` into `normalized` in the same pass;
-    /// `normal` sees each character of the normal form as it is appended.
-    pub fn fold_normalizing(
+    /// [`Folded::fold`], and in the same pass the normal form of `original` into `normalized`,
+    /// stepped through the term automaton `terms` into `found` as it is made: the title and
+    /// description are read once for every check.
+    pub(crate) fn fold_normalizing(
         &mut self,
         original: &str,
         lexicon: &Lexicon,
         normalized: &mut Normalized,
-        mut normal: impl FnMut(char),
+        terms: &mut TermStepper<'_>,
+        found: &mut Vec<TermOccurrence>,
     ) {
         normalized.clear(original.len());
-        self.fold_with(original, lexicon, |c| {
-            normalized.push_original(c, &mut normal)
+        self.fold_with(original, lexicon, |folded, code| {
+            normalized.push_normal(folded, code, |c| terms.consume(c, found))
         });
     }
 
-    fn fold_with(&mut self, original: &str, lexicon: &Lexicon, mut each: impl FnMut(char)) {
-        self.text.clear();
+    /// Folds `original`, hands each character's folded and normal form to `each`, and finds
+    /// the lexicon's words.
+    #[inline(always)]
+    fn fold_with(&mut self, original: &str, lexicon: &Lexicon, mut each: impl FnMut(char, u32)) {
         self.chars.clear();
-        self.offsets.clear();
         self.occurrences.clear();
+        self.text.take();
         // Characters are at most as many as bytes.
-        self.text.reserve(original.len());
         self.chars.reserve(original.len());
-        self.offsets.reserve(original.len() + 1);
+        let table = char_table();
         let Some(mut stepper) = lexicon.patterns.stepper() else {
             for c in original.chars() {
-                each(c);
-                self.push(fold_char(c));
+                let (folded, code) = table.get(c);
+                each(folded, code);
+                self.chars.push(folded);
             }
-            self.offsets.push(self.text.len() as u32);
             return;
         };
         for c in original.chars() {
-            each(c);
-            let folded = fold_char(c);
-            self.push(folded);
+            let (folded, code) = table.get(c);
+            each(folded, code);
+            self.chars.push(folded);
             stepper.consume(folded);
             let end = self.chars.len() as u32;
             for found in stepper.matches() {
@@ -90,21 +104,26 @@ impl Folded {
                 });
             }
         }
-        self.offsets.push(self.text.len() as u32);
         // Found by end; lists read them leftmost-longest.
         self.occurrences
             .sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));
     }
 
-    #[inline]
-    fn push(&mut self, folded: char) {
-        self.offsets.push(self.text.len() as u32);
-        self.text.push(folded);
-        self.chars.push(folded);
+    fn folded_text(&self) -> &FoldedText {
+        self.text.get_or_init(|| {
+            let mut text = String::with_capacity(self.chars.len());
+            let mut offsets = Vec::with_capacity(self.chars.len() + 1);
+            for &c in &self.chars {
+                offsets.push(text.len() as u32);
+                text.push(c);
+            }
+            offsets.push(text.len() as u32);
+            FoldedText { text, offsets }
+        })
     }
 
     pub fn text(&self) -> &str {
-        &self.text
+        &self.folded_text().text
     }
 
     pub fn chars(&self) -> &[char] {
@@ -115,7 +134,8 @@ impl Folded {
     pub fn slice(&self, start: usize, end: usize) -> &str {
         let end = end.min(self.chars.len());
         let start = start.min(end);
-        &self.text[self.offsets[start] as usize..self.offsets[end] as usize]
+        let folded = self.folded_text();
+        &folded.text[folded.offsets[start] as usize..folded.offsets[end] as usize]
     }
 }
 

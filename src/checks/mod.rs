@@ -158,9 +158,13 @@ impl Checks {
                 Some(folded) => {
                     // Folded, normalised and read by both automata in one pass.
                     let mut terms = self.terms.stepper();
-                    folded.fold_normalizing(text, &self.lexicon, normalized, |c| {
-                        terms.consume(c, occurrences)
-                    });
+                    folded.fold_normalizing(
+                        text,
+                        &self.lexicon,
+                        normalized,
+                        &mut terms,
+                        occurrences,
+                    );
                     terms::sort_occurrences(occurrences);
                 }
                 None => {

@@ -84,17 +84,19 @@ pub(crate) struct TermStepper<'a> {
 
 impl TermStepper<'_> {
     /// Feeds the next character of the normalised text; records the occurrences ending there.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn consume(&mut self, c: char, out: &mut Vec<Occurrence>) {
         let Some(stepper) = &mut self.stepper else {
             return;
         };
         stepper.consume(c);
-        out.extend(stepper.matches().map(|m| Occurrence {
-            start: m.start(),
-            end: m.end(),
-            pattern: m.value(),
-        }));
+        for m in stepper.matches() {
+            out.push(Occurrence {
+                start: m.start(),
+                end: m.end(),
+                pattern: m.value(),
+            });
+        }
     }
 }
 
@@ -624,9 +626,7 @@ reason = "r"
             let mut normalized = Normalized::default();
             let mut occurrences = Vec::new();
             let mut stepper = matcher.stepper();
-            folded.fold_normalizing(&text, &lexicon, &mut normalized, |c| {
-                stepper.consume(c, &mut occurrences)
-            });
+            folded.fold_normalizing(&text, &lexicon, &mut normalized, &mut stepper, &mut occurrences);
             sort_occurrences(&mut occurrences);
             proptest::prop_assert_eq!(normalized.text(), Normalizer.normalize(&text));
             let mut stepped = Vec::new();

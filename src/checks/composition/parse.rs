@@ -175,11 +175,17 @@ impl CompositionParser {
             while p < chars.len() && chars[p].is_ascii_alphabetic() {
                 p += 1;
             }
-            if self.codes.contains_key(text.slice(start, p)) {
+            if self.code(&chars[start..p]).is_some() {
                 return true;
             }
         }
         false
+    }
+
+    /// The fibre a run of ASCII letters is the trade code of.
+    fn code(&self, letters: &[char]) -> Option<usize> {
+        let mut buf = [0u8; TOKEN_BYTES];
+        self.codes.get(ascii(letters, &mut buf)?).copied()
     }
 
     /// Whether the bare fibre name at `start..end` of a title claims the fibre.
@@ -254,7 +260,7 @@ impl CompositionParser {
                 {
                     p += 1;
                 }
-                let value: f64 = text.slice(start, p).parse().unwrap_or(f64::NAN);
+                let value = number_of(&chars[start..p]);
                 let percent = chars.get(p) == Some(&'%');
                 if percent {
                     p += 1;
@@ -272,8 +278,8 @@ impl CompositionParser {
                 while p < chars.len() && chars[p].is_ascii_alphabetic() {
                     p += 1;
                 }
-                let tok = match self.codes.get(text.slice(start, p)) {
-                    Some(&fibre) => Tok::Code(fibre),
+                let tok = match self.code(&chars[start..p]) {
+                    Some(fibre) => Tok::Code(fibre),
                     None => Tok::Break,
                 };
                 push(tokens, tok, start, p);
@@ -289,6 +295,29 @@ impl CompositionParser {
             }
         }
     }
+}
+
+/// Longest ASCII token read without allocating: longer letter runs are no trade code, and
+/// longer numbers are read through a string.
+const TOKEN_BYTES: usize = 64;
+
+/// `chars`, all ASCII, as a string in `buf`; `None` when they do not fit.
+fn ascii<'b>(chars: &[char], buf: &'b mut [u8; TOKEN_BYTES]) -> Option<&'b str> {
+    let bytes = buf.get_mut(..chars.len())?;
+    for (b, &c) in bytes.iter_mut().zip(chars) {
+        *b = u8::try_from(c).ok().filter(u8::is_ascii)?;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// The value of a run of digits with at most one decimal point, NaN where it reads as none.
+fn number_of(chars: &[char]) -> f64 {
+    let mut buf = [0u8; TOKEN_BYTES];
+    let parsed = match ascii(chars, &mut buf) {
+        Some(text) => text.parse(),
+        None => chars.iter().collect::<String>().parse(),
+    };
+    parsed.unwrap_or(f64::NAN)
 }
 
 /// A Latin name (cotton, t/c) must not sit inside a longer Latin word.
