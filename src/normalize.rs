@@ -50,17 +50,18 @@ impl Normalized {
         self.text.reserve(capacity);
     }
 
-    /// Appends the normal form `normal` ([`CharTable::get`]) of one original character whose
-    /// folded form is `folded`, what [`Normalizer::normalize_into`] does for each character,
-    /// for a caller that walks the characters anyway; `pushed` sees every character appended.
+    /// Appends a character that is its own normal form.
     #[inline(always)]
-    pub(crate) fn push_normal(&mut self, folded: char, normal: u32, mut pushed: impl FnMut(char)) {
-        if normal == folded as u32 {
-            self.text.push(folded);
-            pushed(folded);
-            return;
-        }
-        match decode_normal(normal) {
+    pub(crate) fn push(&mut self, c: char) {
+        self.text.push(c);
+    }
+
+    /// Appends the normal form of a character from its table code ([`CharTable::get`]), what
+    /// [`Normalizer::normalize_into`] does for each character, for a caller that walks the
+    /// characters anyway; `pushed` sees every character appended.
+    #[inline]
+    pub(crate) fn push_normal(&mut self, code: u32, mut pushed: impl FnMut(char)) {
+        match decode_normal(code) {
             Normal::Char(n) => {
                 self.text.push(n);
                 pushed(n);
@@ -276,8 +277,8 @@ pub(crate) struct CharTable {
 }
 
 impl CharTable {
-    /// The folded form of `c` and its normal form as a table code, for
-    /// [`Normalized::push_normal`].
+    /// The folded form of `c` and its normal form as a table code: the folded character
+    /// itself where that is the normal form, else a code for [`Normalized::push_normal`].
     #[inline(always)]
     pub(crate) fn get(&self, c: char) -> (char, u32) {
         let code = c as u32;

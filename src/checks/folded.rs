@@ -15,6 +15,9 @@
 
 use std::cell::OnceCell;
 
+use super::duplicates::{Shingles, SketchBuilder};
+use daachorse::charwise::iter::FindOverlappingStepper;
+
 use super::patterns::{Patterns, PatternsBuilder};
 use super::terms::{Occurrence as TermOccurrence, TermStepper};
 use super::BuildError;
@@ -51,12 +54,23 @@ struct Occurrence {
 impl Folded {
     /// Folds `original` into this buffer and finds the words of `lexicon` in it.
     pub fn fold(&mut self, original: &str, lexicon: &Lexicon) {
-        self.fold_with(original, lexicon, |_, _| {});
+        self.clear(original.len());
+        let table = char_table();
+        let mut words = lexicon.patterns.stepper();
+        for c in original.chars() {
+            let (folded, _) = table.get(c);
+            self.push(folded, lexicon, words.as_mut());
+        }
+        self.finish();
     }
 
     /// [`Folded::fold`], and in the same pass the normal form of `original` into `normalized`,
-    /// stepped through the term automaton `terms` into `found` as it is made: the title and
-    /// description are read once for every check.
+    /// stepped through the term automaton `terms` into `found` and fed to the duplicate check's
+    /// `shingles` of `sketch` as it is made: the title and description are read once for every
+    /// check.
+    ///
+    /// Written out rather than through closures: this loop runs for every character of every
+    /// listing, and the compiler does not inline a closure per character into it.
     pub(crate) fn fold_normalizing(
         &mut self,
         original: &str,
@@ -64,46 +78,64 @@ impl Folded {
         normalized: &mut Normalized,
         terms: &mut TermStepper<'_>,
         found: &mut Vec<TermOccurrence>,
+        shingles: &mut Shingles,
+        sketch: &mut SketchBuilder<'_>,
     ) {
+        self.clear(original.len());
         normalized.clear(original.len());
-        self.fold_with(original, lexicon, |folded, code| {
-            normalized.push_normal(folded, code, |c| terms.consume(c, found))
-        });
+        let table = char_table();
+        let mut words = lexicon.patterns.stepper();
+        for c in original.chars() {
+            let (folded, code) = table.get(c);
+            self.push(folded, lexicon, words.as_mut());
+            if code == folded as u32 {
+                // The normal form is the folded character: nearly every character of a text.
+                normalized.push(folded);
+                terms.consume(folded, found);
+                shingles.push(folded, sketch);
+            } else {
+                normalized.push_normal(code, |n| {
+                    terms.consume(n, found);
+                    shingles.push(n, sketch);
+                });
+            }
+        }
+        self.finish();
     }
 
-    /// Folds `original`, hands each character's folded and normal form to `each`, and finds
-    /// the lexicon's words.
-    #[inline(always)]
-    fn fold_with(&mut self, original: &str, lexicon: &Lexicon, mut each: impl FnMut(char, u32)) {
+    fn clear(&mut self, capacity: usize) {
         self.chars.clear();
         self.occurrences.clear();
         self.text.take();
         // Characters are at most as many as bytes.
-        self.chars.reserve(original.len());
-        let table = char_table();
-        let Some(mut stepper) = lexicon.patterns.stepper() else {
-            for c in original.chars() {
-                let (folded, code) = table.get(c);
-                each(folded, code);
-                self.chars.push(folded);
-            }
+        self.chars.reserve(capacity);
+    }
+
+    /// Appends one folded character and records the lexicon words that end with it.
+    #[inline(always)]
+    fn push(
+        &mut self,
+        folded: char,
+        lexicon: &Lexicon,
+        words: Option<&mut FindOverlappingStepper<'_, u32>>,
+    ) {
+        self.chars.push(folded);
+        let Some(words) = words else {
             return;
         };
-        for c in original.chars() {
-            let (folded, code) = table.get(c);
-            each(folded, code);
-            self.chars.push(folded);
-            stepper.consume(folded);
-            let end = self.chars.len() as u32;
-            for found in stepper.matches() {
-                let pattern = found.value();
-                self.occurrences.push(Occurrence {
-                    start: end - lexicon.patterns.chars(pattern),
-                    end,
-                    pattern,
-                });
-            }
+        words.consume(folded);
+        let end = self.chars.len() as u32;
+        for found in words.matches() {
+            let pattern = found.value();
+            self.occurrences.push(Occurrence {
+                start: end - lexicon.patterns.chars(pattern),
+                end,
+                pattern,
+            });
         }
+    }
+
+    fn finish(&mut self) {
         // Found by end; lists read them leftmost-longest.
         self.occurrences
             .sort_unstable_by_key(|o| (o.start, std::cmp::Reverse(o.end)));

@@ -154,9 +154,9 @@ impl Checks {
                 FieldName::Attribute(_) => None,
             };
             occurrences.clear();
-            match folded {
-                Some(folded) => {
-                    // Folded, normalised and read by both automata in one pass.
+            match (folded, content.shingles(field)) {
+                (Some(folded), Some(mut shingles)) => {
+                    // Folded, normalised, read by both automata and shingled in one pass.
                     let mut terms = self.terms.stepper();
                     folded.fold_normalizing(
                         text,
@@ -164,12 +164,16 @@ impl Checks {
                         normalized,
                         &mut terms,
                         occurrences,
+                        &mut shingles,
+                        &mut content,
                     );
                     terms::sort_occurrences(occurrences);
+                    content.add_shingled(field, normalized, shingles);
                 }
-                None => {
+                _ => {
                     Normalizer.normalize_into(text, normalized);
                     self.terms.occurrences(normalized, occurrences);
+                    content.add(field, normalized);
                 }
             }
             self.terms.report_field(
@@ -180,7 +184,6 @@ impl Checks {
                 occurrences,
                 &mut inspection.findings,
             );
-            content.add(field, normalized);
         }
         clock.lap(Check::Terms);
         inspection.price = self.price.prepare(event, &mut scratch.price_unit);

@@ -368,6 +368,7 @@ fn holds_any(seller: &[String], required: &[String], void: &LicenceVoid) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::duplicates::SketchBuilder;
     use crate::contract::{Action, ListingEvent};
     use crate::rules::RuleSet;
 
@@ -613,8 +614,9 @@ reason = "r"
     }
 
     proptest::proptest! {
-        /// The title and description are read by stepping the automaton while they are
-        /// normalised; other fields by searching the normalised text. Both must agree.
+        /// The title and description are read by stepping the automaton, and shingled for the
+        /// duplicate sketch, while they are normalised; other fields by searching the
+        /// normalised text. Both readings must agree.
         #[test]
         fn stepping_while_normalising_finds_what_searching_finds(
             text in "[枪支配件仿真手最低好起订量出售 ①１一T0p%纯棉 ,*-]{0,60}",
@@ -622,11 +624,23 @@ reason = "r"
             let (_dir, rules) = rules();
             let matcher = TermMatcher::new(&rules.terms).unwrap();
             let lexicon = crate::checks::folded::LexiconBuilder::default().build().unwrap();
+            let event: ListingEvent = serde_json::from_value(serde_json::json!({
+                "schema": "listing-event/v1", "event_id": "e", "op": "upsert",
+                "occurred_at": "2026-12-02T09:15:00+08:00", "seller": { "id": "S1" },
+                "listing": { "id": "P1", "title": text }
+            }))
+            .unwrap();
             let mut folded = crate::checks::folded::Folded::default();
             let mut normalized = Normalized::default();
             let mut occurrences = Vec::new();
             let mut stepper = matcher.stepper();
-            folded.fold_normalizing(&text, &lexicon, &mut normalized, &mut stepper, &mut occurrences);
+            let mut streamed = SketchBuilder::new(&event, &[], &mut normalized);
+            let mut shingles = streamed.shingles(FieldName::Title).unwrap();
+            folded.fold_normalizing(
+                &text, &lexicon, &mut normalized, &mut stepper, &mut occurrences, &mut shingles,
+                &mut streamed,
+            );
+            streamed.add_shingled(FieldName::Title, &normalized, shingles);
             sort_occurrences(&mut occurrences);
             proptest::prop_assert_eq!(normalized.text(), Normalizer.normalize(&text));
             let mut stepped = Vec::new();
@@ -635,6 +649,9 @@ reason = "r"
             matcher.scan_field(FieldName::Title, &text, &normalized, &[], &mut Vec::new(), &mut searched);
             let spans = |f: &[Finding]| f.iter().map(|f| (f.rule.clone(), f.start, f.end)).collect::<Vec<_>>();
             proptest::prop_assert_eq!(spans(&stepped), spans(&searched));
+            let mut read = SketchBuilder::new(&event, &[], &mut Normalized::default());
+            read.add(FieldName::Title, &normalized);
+            proptest::prop_assert_eq!(streamed.finish(), read.finish());
         }
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-pub use sketch::{Sketch, SketchBuilder};
+pub use sketch::{Shingles, Sketch, SketchBuilder};
 
 /// One live listing as the duplicate state remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

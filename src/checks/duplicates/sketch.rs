@@ -52,6 +52,11 @@ pub struct SketchBuilder<'a> {
     key_attributes: &'a [String],
     key: Xxh3Default,
     exact: Xxh3Default,
+    bits: BitCounts,
+}
+
+/// How often each bit is set among the 3-gram hashes, by weight.
+struct BitCounts {
     /// Set-bit counts of the 3-gram hashes in 8-bit lanes, one byte of the hash per word
     /// (bit 8i+j in byte j of `lanes[i]`), so that one 3-gram costs 8 additions, not 64;
     /// flushed into `counts` before a lane can overflow.
@@ -62,6 +67,36 @@ pub struct SketchBuilder<'a> {
     counts: [u32; 64],
     total: u32,
     shingles: u32,
+}
+
+/// The 3-grams of the title or the description, fed one character of its normal form at a
+/// time by a caller that makes the normal form anyway ([`SketchBuilder::shingles`]), and
+/// closed with [`SketchBuilder::add_shingled`]: the field is not read a second time. A value
+/// of its own rather than part of the builder, so that its state stays in registers.
+pub struct Shingles {
+    weight: u32,
+    /// The last three characters, the newest in the high bits.
+    window: u64,
+    seen: usize,
+    pending: usize,
+    hashes: [u64; CHUNK],
+}
+
+impl Shingles {
+    /// The next character of the field's normal form.
+    #[inline(always)]
+    pub fn push(&mut self, c: char, sketch: &mut SketchBuilder<'_>) {
+        self.window = self.window >> 21 | (c as u64) << 42;
+        self.seen += 1;
+        if self.seen >= 3 {
+            self.hashes[self.pending % CHUNK] = mix(self.window);
+            self.pending += 1;
+            if self.pending == CHUNK {
+                self.pending = 0;
+                sketch.bits.count_all(&self.hashes, self.weight, simd());
+            }
+        }
+    }
 }
 
 impl<'a> SketchBuilder<'a> {
@@ -82,25 +117,63 @@ impl<'a> SketchBuilder<'a> {
             key_attributes,
             key,
             exact,
-            lanes: [0; 8],
-            weight: 0,
-            counts: [0; 64],
-            total: 0,
-            shingles: 0,
+            bits: BitCounts::new(),
         }
     }
 
+    /// The 3-grams of the title or the description, to be fed as the caller normalises it;
+    /// `None` for an attribute, which has none.
+    pub fn shingles(&self, field: FieldName<'_>) -> Option<Shingles> {
+        let weight = match field {
+            FieldName::Title => 2,
+            FieldName::Description => 1,
+            FieldName::Attribute(_) => return None,
+        };
+        Some(Shingles {
+            weight,
+            window: 0,
+            seen: 0,
+            pending: 0,
+            hashes: [0; CHUNK],
+        })
+    }
+
+    /// Adds the title or the description, whose normal form `normalized` was fed to
+    /// `shingles`.
+    pub fn add_shingled(
+        &mut self,
+        field: FieldName<'_>,
+        normalized: &Normalized,
+        mut shingles: Shingles,
+    ) {
+        if (1..3).contains(&shingles.seen) {
+            shingles.hashes[shingles.pending] = mix(shingles.window);
+            shingles.pending += 1;
+        }
+        self.bits.count_all(
+            &shingles.hashes[..shingles.pending],
+            shingles.weight,
+            simd(),
+        );
+        self.add_exact(field, normalized);
+    }
+
+    /// Adds a field, whose normal form is `normalized`.
     pub fn add(&mut self, field: FieldName<'_>, normalized: &Normalized) {
+        match field {
+            FieldName::Title => self.bits.shingle(normalized.text(), 2),
+            FieldName::Description => self.bits.shingle(normalized.text(), 1),
+            FieldName::Attribute(_) => {}
+        }
+        self.add_exact(field, normalized);
+    }
+
+    /// The field in `key` (a key attribute) and `exact`.
+    fn add_exact(&mut self, field: FieldName<'_>, normalized: &Normalized) {
         let text = normalized.text();
         match field {
-            FieldName::Title => {
-                self.exact.update(&[0]);
-                self.shingle(text, 2);
-            }
-            FieldName::Description => {
-                self.exact.update(&[1]);
-                self.shingle(text, 1);
-            }
+            FieldName::Title => self.exact.update(&[0]),
+            FieldName::Description => self.exact.update(&[1]),
             FieldName::Attribute(name) => {
                 self.exact.update(&[2]);
                 frame(&mut self.exact, name.as_bytes());
@@ -115,14 +188,15 @@ impl<'a> SketchBuilder<'a> {
 
     /// The sketch, or `None` for a listing without title or description text to compare.
     pub fn finish(mut self) -> Option<Sketch> {
-        if self.shingles == 0 {
+        let bits = &mut self.bits;
+        if bits.shingles == 0 {
             return None;
         }
-        self.flush();
+        bits.flush();
         // A bit is set where more than half the weight had it set.
         let mut simhash = 0u64;
-        for (bit, &count) in self.counts.iter().enumerate() {
-            if 2 * u64::from(count) > u64::from(self.total) {
+        for (bit, &count) in bits.counts.iter().enumerate() {
+            if 2 * u64::from(count) > u64::from(bits.total) {
                 simhash |= 1 << bit;
             }
         }
@@ -132,18 +206,30 @@ impl<'a> SketchBuilder<'a> {
             exact: self.exact.digest(),
         })
     }
+}
+
+impl BitCounts {
+    fn new() -> BitCounts {
+        BitCounts {
+            lanes: [0; 8],
+            weight: 0,
+            counts: [0; 64],
+            total: 0,
+            shingles: 0,
+        }
+    }
 
     /// Adds every character 3-gram of `text` (the whole text if shorter) with `weight`.
     fn shingle(&mut self, text: &str, weight: u32) {
-        let mut window = [0u64; 3];
+        let mut window = 0u64;
         let mut seen = 0usize;
         let mut hashes = [0u64; CHUNK];
         let mut pending = 0;
         for c in text.chars() {
-            window = [window[1], window[2], c as u64];
+            window = window >> 21 | (c as u64) << 42;
             seen += 1;
             if seen >= 3 {
-                hashes[pending] = mix(window[0] | window[1] << 21 | window[2] << 42);
+                hashes[pending] = mix(window);
                 pending += 1;
                 if pending == CHUNK {
                     self.count_all(&hashes, weight, simd());
@@ -152,7 +238,7 @@ impl<'a> SketchBuilder<'a> {
             }
         }
         if (1..3).contains(&seen) {
-            hashes[pending] = mix(window[0] | window[1] << 21 | window[2] << 42);
+            hashes[pending] = mix(window);
             pending += 1;
         }
         self.count_all(&hashes[..pending], weight, simd());
@@ -270,7 +356,8 @@ const BYTE_LANES: [u64; 256] = {
     table
 };
 
-/// SplitMix64's finaliser: spreads the 3-gram's bits over the whole word.
+/// SplitMix64's finaliser: spreads the bits of a 3-gram (three characters of 21 bits, the
+/// oldest lowest; a shorter text has zeros in front) over the whole word.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -409,17 +496,9 @@ mod tests {
             hashes in proptest::collection::vec(proptest::num::u64::ANY, 0..=CHUNK),
             weight in 1u32..=2,
         ) {
-            // Where the processor lacks AVX-512, both builders take the portable path.
-            let event: ListingEvent = serde_json::from_value(serde_json::json!({
-                "schema": "listing-event/v1", "event_id": "e", "op": "upsert",
-                "occurred_at": "2026-12-02T09:15:00+08:00", "seller": { "id": "S1" },
-                "listing": { "id": "P1", "title": "t" }
-            }))
-            .unwrap();
-            let keys = Vec::new();
-            let mut normalized = Normalized::default();
-            let mut portable = SketchBuilder::new(&event, &keys, &mut normalized);
-            let mut vector = SketchBuilder::new(&event, &keys, &mut normalized);
+            // Where the processor lacks AVX-512, both take the portable path.
+            let mut portable = BitCounts::new();
+            let mut vector = BitCounts::new();
             portable.count_all(&hashes, weight, false);
             vector.count_all(&hashes, weight, simd());
             portable.flush();
