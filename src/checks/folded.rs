@@ -19,7 +19,7 @@ use super::duplicates::{Shingles, SketchBuilder};
 use daachorse::charwise::iter::FindOverlappingStepper;
 
 use super::patterns::{Patterns, PatternsBuilder};
-use super::terms::{Occurrence as TermOccurrence, TermStepper};
+use super::terms::TermStepper;
 use super::BuildError;
 use crate::normalize::{char_table, Normalized};
 
@@ -65,7 +65,7 @@ impl Folded {
     }
 
     /// [`Folded::fold`], and in the same pass the normal form of `original` into `normalized`,
-    /// stepped through the term automaton `terms` into `found` and fed to the duplicate check's
+    /// stepped through the term automaton `terms` and fed to the duplicate check's
     /// `shingles` of `sketch` as it is made: the title and description are read once for every
     /// check.
     ///
@@ -77,7 +77,6 @@ impl Folded {
         lexicon: &Lexicon,
         normalized: &mut Normalized,
         terms: &mut TermStepper<'_>,
-        found: &mut Vec<TermOccurrence>,
         shingles: &mut Shingles,
         sketch: &mut SketchBuilder<'_>,
     ) {
@@ -91,11 +90,11 @@ impl Folded {
             if code == folded as u32 {
                 // The normal form is the folded character: nearly every character of a text.
                 normalized.push(folded);
-                terms.consume(folded, found);
+                terms.consume(folded);
                 shingles.push(folded, sketch);
             } else {
                 normalized.push_normal(code, |n| {
-                    terms.consume(n, found);
+                    terms.consume(n);
                     shingles.push(n, sketch);
                 });
             }

@@ -157,13 +157,12 @@ impl Checks {
             match (folded, content.shingles(field)) {
                 (Some(folded), Some(mut shingles)) => {
                     // Folded, normalised, read by both automata and shingled in one pass.
-                    let mut terms = self.terms.stepper();
+                    let mut terms = self.terms.stepper(occurrences);
                     folded.fold_normalizing(
                         text,
                         &self.lexicon,
                         normalized,
                         &mut terms,
-                        occurrences,
                         &mut shingles,
                         &mut content,
                     );

@@ -80,18 +80,20 @@ pub(crate) struct Occurrence {
 /// normalised text character by character anyway ([`crate::checks::folded::Folded::fold_normalizing`]).
 pub(crate) struct TermStepper<'a> {
     stepper: Option<daachorse::charwise::iter::FindOverlappingStepper<'a, u32>>,
+    /// Where the occurrences go.
+    out: &'a mut Vec<Occurrence>,
 }
 
 impl TermStepper<'_> {
     /// Feeds the next character of the normalised text; records the occurrences ending there.
     #[inline(always)]
-    pub(crate) fn consume(&mut self, c: char, out: &mut Vec<Occurrence>) {
+    pub(crate) fn consume(&mut self, c: char) {
         let Some(stepper) = &mut self.stepper else {
             return;
         };
         stepper.consume(c);
         for m in stepper.matches() {
-            out.push(Occurrence {
+            self.out.push(Occurrence {
                 start: m.start(),
                 end: m.end(),
                 pattern: m.value(),
@@ -199,10 +201,12 @@ impl TermMatcher {
         );
     }
 
-    /// The term automaton, to step through a normalised text as it is made.
-    pub(crate) fn stepper(&self) -> TermStepper<'_> {
+    /// The term automaton, to step through a normalised text as it is made, recording the
+    /// occurrences in `out`.
+    pub(crate) fn stepper<'a>(&'a self, out: &'a mut Vec<Occurrence>) -> TermStepper<'a> {
         TermStepper {
             stepper: self.patterns.stepper(),
+            out,
         }
     }
 
@@ -266,9 +270,9 @@ impl TermMatcher {
     /// first, the order a leftmost-longest reading takes them in.
     pub(crate) fn occurrences(&self, normalized: &Normalized, out: &mut Vec<Occurrence>) {
         out.clear();
-        let mut stepper = self.stepper();
+        let mut stepper = self.stepper(out);
         for c in normalized.text().chars() {
-            stepper.consume(c, out);
+            stepper.consume(c);
         }
         sort_occurrences(out);
     }
@@ -633,12 +637,11 @@ reason = "r"
             let mut folded = crate::checks::folded::Folded::default();
             let mut normalized = Normalized::default();
             let mut occurrences = Vec::new();
-            let mut stepper = matcher.stepper();
+            let mut stepper = matcher.stepper(&mut occurrences);
             let mut streamed = SketchBuilder::new(&event, &[], &mut normalized);
             let mut shingles = streamed.shingles(FieldName::Title).unwrap();
             folded.fold_normalizing(
-                &text, &lexicon, &mut normalized, &mut stepper, &mut occurrences, &mut shingles,
-                &mut streamed,
+                &text, &lexicon, &mut normalized, &mut stepper, &mut shingles, &mut streamed,
             );
             streamed.add_shingled(FieldName::Title, &normalized, shingles);
             sort_occurrences(&mut occurrences);
