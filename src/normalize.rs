@@ -340,7 +340,8 @@ fn normalize_slow(c: char) -> Normal {
 /// The value of a digit in any form the normaliser reads (ASCII, full-width, Chinese,
 /// financial, enclosed), for checks that read numbers out of unnormalised text.
 pub(crate) fn digit_of(c: char) -> Option<u8> {
-    let folded = fold(c);
+    // The table holds every other form's value as the character's normal form.
+    let (folded, code) = char_table().get(c);
     if folded.is_ascii_digit() {
         return Some(folded as u8 - b'0');
     }
@@ -349,7 +350,10 @@ pub(crate) fn digit_of(c: char) -> Option<u8> {
     if folded == '幺' {
         return Some(1);
     }
-    digit_value(folded)
+    match decode_normal(code) {
+        Normal::Number(value) => Some(value),
+        Normal::Char(_) | Normal::Dropped => None,
+    }
 }
 
 /// Steps 1 and 2: traditional → simplified, full-width → half-width, lower case.
@@ -533,6 +537,26 @@ mod tests {
         assert_eq!((located.start, located.end, located.after), (0, 2, None));
         let located = locate("ＴＯＰ１０", "top1");
         assert_eq!(located.after, Some('0'));
+    }
+
+    #[test]
+    fn digits_read_through_the_table_are_the_digits_by_definition() {
+        let by_definition = |c: char| {
+            let folded = fold(c);
+            if folded.is_ascii_digit() {
+                Some(folded as u8 - b'0')
+            } else if folded == '幺' {
+                Some(1)
+            } else {
+                digit_value(folded)
+            }
+        };
+        for c in (0..0x11000).filter_map(char::from_u32) {
+            assert_eq!(digit_of(c), by_definition(c), "{c:?}");
+        }
+        assert_eq!(digit_of('⑫'), Some(12));
+        assert_eq!(digit_of('壹'), Some(1));
+        assert_eq!(digit_of('８'), Some(8));
     }
 
     proptest! {

@@ -161,6 +161,12 @@ impl Folded {
         &self.chars
     }
 
+    /// Appends the folded characters `start..end` to `out`, without making the whole string.
+    pub fn write_slice(&self, start: usize, end: usize, out: &mut String) {
+        let end = end.min(self.chars.len());
+        out.extend(&self.chars[start.min(end)..end]);
+    }
+
     /// The folded characters `start..end` as a string.
     pub fn slice(&self, start: usize, end: usize) -> &str {
         let end = end.min(self.chars.len());

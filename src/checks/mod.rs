@@ -82,6 +82,8 @@ pub struct Scratch {
     pub(crate) lex: composition::parse::LexBuffers,
     pub(crate) nouns: Vec<product::Noun>,
     pub(crate) products: product::TitleProducts,
+    /// The product the title sells, for the duplicate sketch's key.
+    pub(crate) product: String,
 }
 
 /// What the parallel checks found in one event, and what they prepared for the ordered ones.
@@ -188,11 +190,15 @@ impl Checks {
         inspection.price = self.price.prepare(event, &mut scratch.price_unit);
         clock.lap(Check::Price);
         self.check_consistency(event, scratch, &mut inspection.findings, &mut clock);
-        let product = match scratch.products.head {
-            Some(head) => scratch.title.slice(head.start, head.end),
-            None => "",
-        };
-        inspection.sketch = content.finish().map(|sketch| sketch.for_product(product));
+        scratch.product.clear();
+        if let Some(head) = scratch.products.head {
+            scratch
+                .title
+                .write_slice(head.start, head.end, &mut scratch.product);
+        }
+        inspection.sketch = content
+            .finish()
+            .map(|sketch| sketch.for_product(&scratch.product));
         inspection
     }
 

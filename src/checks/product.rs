@@ -225,7 +225,12 @@ pub(super) fn check(
         out.extend(checks.finding_at(Kind::TitleNoProduct, "title", title, 0, title_len, evidence));
     }
 
-    let distinct = distinct_products(&scratch.title, &products.phrase_heads);
+    // No more distinct products than phrase heads: most titles have one or two.
+    let distinct = if products.phrase_heads.len() >= taxonomy.stuffing_threshold {
+        distinct_products(&scratch.title, &products.phrase_heads)
+    } else {
+        Vec::new()
+    };
     if distinct.len() >= taxonomy.stuffing_threshold {
         let start = products.phrase_heads.first().map_or(0, |n| n.start);
         let end = products.phrase_heads.last().map_or(title_len, |n| n.end);
