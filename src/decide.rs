@@ -5,6 +5,8 @@
 //! rules by the heaviest of them, not by their sum. Every finding stays in the decision as
 //! evidence, heaviest first, up to [`MAX_FINDINGS`].
 
+use serde::Serialize;
+
 use crate::contract::{Action, Decision, Finding, ListingEvent, DECISION_SCHEMA};
 
 /// Findings a decision keeps. A description that repeats a banned word ten thousand times
@@ -17,32 +19,102 @@ pub fn decide(
     rules_version: &str,
     decided_at: String,
 ) -> Decision {
-    let (action, points) = findings
-        .iter()
-        .map(Finding::penalty)
-        .max()
-        .unwrap_or((Action::Pass, 0));
-
-    // Heaviest first; the sort is stable, so findings of equal weight keep the order the
-    // checks produced them in (field by field, left to right).
-    findings.sort_by_key(|f| std::cmp::Reverse(f.penalty()));
-    let findings_omitted = findings.len().saturating_sub(MAX_FINDINGS);
-    findings.truncate(MAX_FINDINGS);
-
+    let verdict = Verdict::of(&mut findings);
     Decision {
         schema: DECISION_SCHEMA.to_owned(),
         event_id: event.event_id.clone(),
         listing_id: event.listing.id.clone(),
         listing_version: event.listing.version,
         seller_id: event.seller.id.clone(),
-        action,
-        points,
+        action: verdict.action,
+        points: verdict.points,
         findings,
-        findings_omitted,
+        findings_omitted: verdict.findings_omitted,
         appeal_deadline: None,
         rules_version: rules_version.to_owned(),
         decided_at,
     }
+}
+
+/// The action and points an event's findings add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub action: Action,
+    pub points: u32,
+    pub findings_omitted: usize,
+}
+
+impl Verdict {
+    /// Decides, and puts `findings` in the order a decision keeps them: heaviest first, at
+    /// most [`MAX_FINDINGS`].
+    pub fn of(findings: &mut Vec<Finding>) -> Verdict {
+        let (action, points) = findings
+            .iter()
+            .map(Finding::penalty)
+            .max()
+            .unwrap_or((Action::Pass, 0));
+
+        // Heaviest first; the sort is stable, so findings of equal weight keep the order the
+        // checks produced them in (field by field, left to right).
+        findings.sort_by_key(|f| std::cmp::Reverse(f.penalty()));
+        let findings_omitted = findings.len().saturating_sub(MAX_FINDINGS);
+        findings.truncate(MAX_FINDINGS);
+        Verdict {
+            action,
+            points,
+            findings_omitted,
+        }
+    }
+}
+
+/// A [`Decision`] that borrows what it says from the event instead of copying it: the same
+/// JSON, written for every event without a string copied first.
+#[derive(Debug, Serialize)]
+pub struct DecisionView<'a> {
+    schema: &'static str,
+    event_id: &'a str,
+    listing_id: &'a str,
+    listing_version: Option<u64>,
+    seller_id: &'a str,
+    action: Action,
+    points: u32,
+    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "is_zero")]
+    findings_omitted: usize,
+    appeal_deadline: Option<&'a str>,
+    rules_version: &'a str,
+    decided_at: &'a str,
+}
+
+impl<'a> DecisionView<'a> {
+    /// The decision on `event`, whose `findings` [`Verdict::of`] put in order.
+    pub fn new(
+        event: &'a ListingEvent,
+        verdict: Verdict,
+        findings: &'a [Finding],
+        appeal_deadline: Option<&'a str>,
+        rules_version: &'a str,
+        decided_at: &'a str,
+    ) -> DecisionView<'a> {
+        DecisionView {
+            schema: DECISION_SCHEMA,
+            event_id: &event.event_id,
+            listing_id: &event.listing.id,
+            listing_version: event.listing.version,
+            seller_id: &event.seller.id,
+            action: verdict.action,
+            points: verdict.points,
+            findings,
+            findings_omitted: verdict.findings_omitted,
+            appeal_deadline,
+            rules_version,
+            decided_at,
+        }
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -93,6 +165,37 @@ mod tests {
         assert_eq!((decision.action, decision.points), (Action::Takedown, 12));
         let order: Vec<&str> = decision.findings.iter().map(|f| f.rule.as_str()).collect();
         assert_eq!(order, ["t2", "t4", "t3", "adlaw.absolute"]);
+    }
+
+    #[test]
+    fn the_borrowed_view_writes_the_decisions_json() {
+        let mut with_evidence = finding("t2", Action::Takedown, 12);
+        with_evidence.evidence = Some(serde_json::json!({ "requires_any_of": ["许可证"] }));
+        let cases = [
+            (Vec::new(), None),
+            (
+                vec![finding("adlaw.absolute", Action::Suppress, 0), with_evidence],
+                Some("2026-12-08T09:15:00.000Z"),
+            ),
+            (
+                (0..MAX_FINDINGS + 2)
+                    .map(|_| finding("adlaw.absolute", Action::Suppress, 0))
+                    .collect(),
+                None,
+            ),
+        ];
+        for (findings, deadline) in cases {
+            let event = event();
+            let mut decision = decide(&event, findings.clone(), "v1", "now".to_owned());
+            decision.appeal_deadline = deadline.map(str::to_owned);
+            let mut kept = findings;
+            let verdict = Verdict::of(&mut kept);
+            let view = DecisionView::new(&event, verdict, &kept, deadline, "v1", "now");
+            assert_eq!(
+                serde_json::to_string(&view).unwrap(),
+                serde_json::to_string(&decision).unwrap()
+            );
+        }
     }
 
     #[test]

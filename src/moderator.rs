@@ -22,7 +22,7 @@ use crate::checks::images::{ImageCheck, ImageCounts};
 use crate::checks::price::UnreadablePrices;
 use crate::checks::{BuildError, Checks, Inspection, OrderedChecks, Scratch};
 use crate::contract::{Action, DeadLetter, DeadLetterReason, Decision, SourcePosition};
-use crate::decide::decide;
+use crate::decide::{decide, DecisionView, Verdict};
 use crate::decode::{decode, DecodeError, Decoded};
 use crate::metrics::KindCounts;
 use crate::rules::RuleSet;
@@ -291,23 +291,27 @@ impl Moderator {
         match prepared {
             Prepared::Event {
                 decoded,
-                inspection,
+                mut inspection,
             } => {
                 let findings = KindCounts::of(inspection.findings.iter().map(|f| &f.kind));
-                let mut decision = decide(
+                let verdict = Verdict::of(&mut inspection.findings);
+                let decision = DecisionView::new(
                     &decoded.event,
-                    inspection.findings,
+                    verdict,
+                    &inspection.findings,
+                    inspection.appeal_deadline.as_deref(),
                     &compiled.rules.version,
-                    now.to_owned(),
+                    now,
                 );
-                decision.appeal_deadline = inspection.appeal_deadline;
+                let line = encode_line(&decision);
+                // Decoding parsed and validated the time already.
+                let occurred_at = Some(decoded.occurred_at.unix_timestamp_nanos() as f64 / 1e9);
                 Outcome::Decision {
-                    action: decision.action,
-                    line: encode_line(&decision),
-                    key: decision.listing_id,
+                    action: verdict.action,
+                    line,
+                    key: decoded.event.listing.id,
                     findings,
-                    // Decoding parsed and validated the time already.
-                    occurred_at: Some(decoded.occurred_at.unix_timestamp_nanos() as f64 / 1e9),
+                    occurred_at,
                 }
             }
             Prepared::Dead { reason, line } => Outcome::DeadLetter { reason, line },
