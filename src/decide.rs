@@ -174,7 +174,10 @@ mod tests {
         let cases = [
             (Vec::new(), None),
             (
-                vec![finding("adlaw.absolute", Action::Suppress, 0), with_evidence],
+                vec![
+                    finding("adlaw.absolute", Action::Suppress, 0),
+                    with_evidence,
+                ],
                 Some("2026-12-08T09:15:00.000Z"),
             ),
             (

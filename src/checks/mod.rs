@@ -416,12 +416,12 @@ impl OrderedChecks {
             return;
         };
         let rules = &checks.duplicates;
-        let live = duplicates::LiveListing {
-            seller: event.seller.id.clone(),
-            listing: listing.id.clone(),
+        let live = duplicates::LiveRef {
+            seller: &event.seller.id,
+            listing: &listing.id,
             sketch,
         };
-        let journal = self.journal.is_some().then(|| live.clone());
+        let journal = self.journal.is_some().then(|| live.to_owned());
         let Some(duplicate) =
             self.duplicates
                 .upsert(live, rules.max_distance, rules.per_seller_capacity)

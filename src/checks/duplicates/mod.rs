@@ -42,6 +42,36 @@ pub struct LiveListing {
     pub sketch: Sketch,
 }
 
+/// A [`LiveListing`] borrowed from the event it was read from, for
+/// [`DuplicateState::upsert`]: most listings are compared and remembered without their ids
+/// being copied more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveRef<'a> {
+    pub seller: &'a str,
+    pub listing: &'a str,
+    pub sketch: Sketch,
+}
+
+impl LiveListing {
+    pub fn as_ref(&self) -> LiveRef<'_> {
+        LiveRef {
+            seller: &self.seller,
+            listing: &self.listing,
+            sketch: self.sketch,
+        }
+    }
+}
+
+impl LiveRef<'_> {
+    pub fn to_owned(self) -> LiveListing {
+        LiveListing {
+            seller: self.seller.to_owned(),
+            listing: self.listing.to_owned(),
+            sketch: self.sketch,
+        }
+    }
+}
+
 /// One change of the duplicate state, as a shared state log records it: a listing that is
 /// now live (an original to compare later listings with), or one that is not any more
 /// (deleted, or found to be a copy).
@@ -68,7 +98,7 @@ pub trait DuplicateState: Send + std::fmt::Debug {
     /// duplicates, or else remembers it as live.
     fn upsert(
         &mut self,
-        listing: LiveListing,
+        listing: LiveRef<'_>,
         max_distance: u32,
         per_seller: usize,
     ) -> Option<Duplicate>;
@@ -122,11 +152,11 @@ impl DuplicateIndex {
         }
     }
 
-    fn insert(&mut self, live: LiveListing, per_seller: usize) {
-        self.remove(&live.listing);
+    fn insert(&mut self, live: LiveRef<'_>, per_seller: usize) {
+        self.remove(live.listing);
         self.clock += 1;
         let listing: Arc<str> = Arc::from(live.listing);
-        let seller: Arc<str> = match self.by_seller.get_key_value(live.seller.as_str()) {
+        let seller: Arc<str> = match self.by_seller.get_key_value(live.seller) {
             Some((seller, _)) => seller.clone(),
             None => Arc::from(live.seller),
         };
@@ -174,31 +204,29 @@ impl DuplicateIndex {
 impl DuplicateState for DuplicateIndex {
     fn upsert(
         &mut self,
-        live: LiveListing,
+        live: LiveRef<'_>,
         max_distance: u32,
         per_seller: usize,
     ) -> Option<Duplicate> {
-        let found = self
-            .by_seller
-            .get(live.seller.as_str())
-            .and_then(|entries| {
-                entries
-                    .iter()
-                    .filter(|e| e.sketch.key == live.sketch.key && *e.listing != *live.listing)
-                    .map(|e| (e, e.sketch.distance(&live.sketch)))
-                    .filter(|&(_, distance)| distance <= max_distance)
-                    // The closest; of equals, the oldest.
-                    .min_by_key(|&(e, distance)| (distance, e.stamp))
-                    .map(|(e, distance)| Duplicate {
-                        original: e.listing.to_string(),
-                        distance,
-                        identical: e.sketch.exact == live.sketch.exact,
-                    })
-            });
+        let found = self.by_seller.get(live.seller).and_then(|entries| {
+            // Cheapest test first: the id is compared only for a listing close enough.
+            entries
+                .iter()
+                .filter(|e| e.sketch.key == live.sketch.key)
+                .map(|e| (e, e.sketch.distance(&live.sketch)))
+                .filter(|&(e, distance)| distance <= max_distance && &*e.listing != live.listing)
+                // The closest; of equals, the oldest.
+                .min_by_key(|&(e, distance)| (distance, e.stamp))
+                .map(|(e, distance)| Duplicate {
+                    original: e.listing.to_string(),
+                    distance,
+                    identical: e.sketch.exact == live.sketch.exact,
+                })
+        });
         match found {
             Some(duplicate) => {
                 // A copy is not an original: forget what this listing held before.
-                self.remove(&live.listing);
+                self.remove(live.listing);
                 Some(duplicate)
             }
             None => {
@@ -221,7 +249,7 @@ impl DuplicateState for DuplicateIndex {
     }
 
     fn restore(&mut self, live: LiveListing, per_seller: usize) {
-        self.insert(live, per_seller);
+        self.insert(live.as_ref(), per_seller);
     }
 
     fn live(&self) -> Vec<LiveListing> {
@@ -274,10 +302,12 @@ mod tests {
     fn a_near_copy_of_the_same_seller_points_at_the_first() {
         let mut index = DuplicateIndex::new(10);
         assert_eq!(
-            original(index.upsert(live("S1", "P1", 1, 0b1111), 2, 10)),
+            original(index.upsert(live("S1", "P1", 1, 0b1111).as_ref(), 2, 10)),
             None
         );
-        let copy = index.upsert(live("S1", "P2", 1, 0b1100), 2, 10).unwrap();
+        let copy = index
+            .upsert(live("S1", "P2", 1, 0b1100).as_ref(), 2, 10)
+            .unwrap();
         assert_eq!(
             copy,
             Duplicate {
@@ -287,24 +317,24 @@ mod tests {
             }
         );
         assert_eq!(
-            original(index.upsert(live("S1", "P3", 1, 0b1111), 2, 10)),
+            original(index.upsert(live("S1", "P3", 1, 0b1111).as_ref(), 2, 10)),
             Some("P1".to_owned())
         );
         // Too far apart, another key, another seller, or the original itself: no duplicate.
         assert_eq!(
-            original(index.upsert(live("S1", "P4", 1, 0b0000), 2, 10)),
+            original(index.upsert(live("S1", "P4", 1, 0b0000).as_ref(), 2, 10)),
             None
         );
         assert_eq!(
-            original(index.upsert(live("S1", "P5", 2, 0b1111), 2, 10)),
+            original(index.upsert(live("S1", "P5", 2, 0b1111).as_ref(), 2, 10)),
             None
         );
         assert_eq!(
-            original(index.upsert(live("S2", "P6", 1, 0b1111), 2, 10)),
+            original(index.upsert(live("S2", "P6", 1, 0b1111).as_ref(), 2, 10)),
             None
         );
         assert_eq!(
-            original(index.upsert(live("S1", "P1", 1, 0b1111), 2, 10)),
+            original(index.upsert(live("S1", "P1", 1, 0b1111).as_ref(), 2, 10)),
             None
         );
     }
@@ -312,11 +342,17 @@ mod tests {
     #[test]
     fn deleting_or_changing_the_original_frees_its_content() {
         let mut index = DuplicateIndex::new(10);
-        index.upsert(live("S1", "P1", 1, 7), 0, 10);
+        index.upsert(live("S1", "P1", 1, 7).as_ref(), 0, 10);
         index.remove("P1");
-        assert_eq!(original(index.upsert(live("S1", "P2", 1, 7), 0, 10)), None);
-        index.upsert(live("S1", "P2", 1, 8), 0, 10);
-        assert_eq!(original(index.upsert(live("S1", "P3", 1, 7), 0, 10)), None);
+        assert_eq!(
+            original(index.upsert(live("S1", "P2", 1, 7).as_ref(), 0, 10)),
+            None
+        );
+        index.upsert(live("S1", "P2", 1, 8).as_ref(), 0, 10);
+        assert_eq!(
+            original(index.upsert(live("S1", "P3", 1, 7).as_ref(), 0, 10)),
+            None
+        );
         assert_eq!(index.len(), 2);
     }
 
@@ -324,19 +360,26 @@ mod tests {
     fn memory_stays_within_both_bounds() {
         let mut index = DuplicateIndex::new(5);
         for n in 0..100u64 {
-            index.upsert(live(&format!("S{}", n % 3), &format!("P{n}"), n, n), 0, 2);
+            index.upsert(
+                live(&format!("S{}", n % 3), &format!("P{n}"), n, n).as_ref(),
+                0,
+                2,
+            );
         }
         assert!(index.len() <= 5, "{}", index.len());
         // The most recent listing is remembered; the oldest are gone.
         assert_eq!(
-            original(index.upsert(live("S0", "Q", 99, 99), 0, 2)),
+            original(index.upsert(live("S0", "Q", 99, 99).as_ref(), 0, 2)),
             Some("P99".to_owned())
         );
-        assert_eq!(original(index.upsert(live("S0", "Q", 0, 0), 0, 2)), None);
+        assert_eq!(
+            original(index.upsert(live("S0", "Q", 0, 0).as_ref(), 0, 2)),
+            None
+        );
 
         let mut per_seller = DuplicateIndex::new(100);
         for n in 0..10u64 {
-            per_seller.upsert(live("S1", &format!("P{n}"), n, n), 0, 3);
+            per_seller.upsert(live("S1", &format!("P{n}"), n, n).as_ref(), 0, 3);
         }
         assert_eq!(per_seller.len(), 3);
         assert_eq!(
@@ -352,8 +395,8 @@ mod tests {
     #[test]
     fn the_state_rebuilds_from_its_live_listings() {
         let mut index = DuplicateIndex::new(10);
-        index.upsert(live("S1", "P1", 1, 7), 0, 10);
-        index.upsert(live("S1", "P2", 2, 9), 0, 10);
+        index.upsert(live("S1", "P1", 1, 7).as_ref(), 0, 10);
+        index.upsert(live("S1", "P2", 2, 9).as_ref(), 0, 10);
         let snapshot = serde_json::to_string(&index.live()).unwrap();
 
         let mut rebuilt = DuplicateIndex::new(10);
@@ -363,7 +406,7 @@ mod tests {
         }
         assert_eq!(rebuilt.live(), index.live());
         assert_eq!(
-            original(rebuilt.upsert(live("S1", "P3", 2, 9), 0, 10)),
+            original(rebuilt.upsert(live("S1", "P3", 2, 9).as_ref(), 0, 10)),
             Some("P2".to_owned())
         );
     }
