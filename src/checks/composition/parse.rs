@@ -15,7 +15,7 @@
 //! character, and names read as a colour or a look, are left out: see `composition.toml`). In
 //! the 成分 attribute everything is about composition, so bare names and bare numbers count.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::checks::folded::{Folded, Hit, Lexicon, LexiconBuilder, Words};
 use crate::rules::CompositionRules;
@@ -93,7 +93,8 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct CompositionParser {
     words: Words,
-    codes: HashMap<String, usize>,
+    // A fixed map from the rules, only looked up: a fast hash without flooding resistance.
+    codes: FxHashMap<String, usize>,
     pure_prefixes: Vec<char>,
     named_min_chars: usize,
     named_not_after: Vec<Vec<char>>,
