@@ -27,8 +27,8 @@
 pub mod sketch;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +122,7 @@ pub trait DuplicateState: Send + std::fmt::Debug {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    listing: Arc<str>,
+    listing: CompactString,
     sketch: Sketch,
     /// When it was last written, for eviction.
     stamp: u64,
@@ -133,11 +133,13 @@ struct Entry {
 pub struct DuplicateIndex {
     capacity: usize,
     // Ids come from the publishing pipeline, not from sellers, so a fast hash without
-    // flooding resistance is safe here; this is the ordered, single-threaded stage.
-    by_seller: FxHashMap<Arc<str>, Vec<Entry>>,
-    seller_of: FxHashMap<Arc<str>, Arc<str>>,
+    // flooding resistance is safe here; this is the ordered, single-threaded stage. Ids are
+    // kept inline (up to 24 bytes) so that comparing a key does not chase a pointer: with a
+    // million listings every such pointer is a cache miss.
+    by_seller: FxHashMap<CompactString, Vec<Entry>>,
+    seller_of: FxHashMap<CompactString, CompactString>,
     /// Writes in order, for eviction; entries written over since are skipped by their stamp.
-    order: VecDeque<(u64, Arc<str>)>,
+    order: VecDeque<(u64, CompactString)>,
     clock: u64,
 }
 
@@ -155,11 +157,8 @@ impl DuplicateIndex {
     fn insert(&mut self, live: LiveRef<'_>, per_seller: usize) {
         self.remove(live.listing);
         self.clock += 1;
-        let listing: Arc<str> = Arc::from(live.listing);
-        let seller: Arc<str> = match self.by_seller.get_key_value(live.seller) {
-            Some((seller, _)) => seller.clone(),
-            None => Arc::from(live.seller),
-        };
+        let listing = CompactString::from(live.listing);
+        let seller = CompactString::from(live.seller);
         let entries = self.by_seller.entry(seller.clone()).or_default();
         if entries.len() >= per_seller.max(1) {
             // The seller's least recently written listing goes.
