@@ -56,24 +56,19 @@ impl Normalized {
         self.text.push(c);
     }
 
-    /// Appends the normal form of a character from its table code ([`CharTable::get`]), what
-    /// [`Normalizer::normalize_into`] does for each character, for a caller that walks the
-    /// characters anyway; `pushed` sees every character appended.
+    /// Appends the normal form of a character from its code ([`CharTable::get`]) when it is not
+    /// the folded character, what [`Normalizer::normalize_into`] does for such a character,
+    /// for a caller that walks the characters anyway; `pushed` sees every character appended.
     #[inline]
     pub(crate) fn push_normal(&mut self, code: u32, mut pushed: impl FnMut(char)) {
-        match decode_normal(code) {
-            Normal::Char(n) => {
-                self.text.push(n);
-                pushed(n);
-            }
-            Normal::Number(value) => {
-                let tens = (value >= 10).then(|| char::from(b'0' + value / 10));
-                for digit in tens.into_iter().chain([char::from(b'0' + value % 10)]) {
-                    self.text.push(digit);
-                    pushed(digit);
-                }
-            }
-            Normal::Dropped => {}
+        if code & 3 != NORMAL_NUMBER {
+            return;
+        }
+        let value = (code >> 2) as u8;
+        let tens = (value >= 10).then(|| char::from(b'0' + value / 10));
+        for digit in tens.into_iter().chain([char::from(b'0' + value % 10)]) {
+            self.text.push(digit);
+            pushed(digit);
         }
     }
 
@@ -269,26 +264,33 @@ fn bmp_table() -> &'static [u32] {
 }
 
 /// Steps 1 and 2 and all four steps of every character at once, for the callers that need
-/// both forms of each character of a field (the consistency checks' folding): one lookup for
-/// the Basic Multilingual Plane, computing for the other planes.
+/// both forms of each character of a field (the consistency checks' folding): one lookup of
+/// four bytes for the Basic Multilingual Plane, computing for the other planes.
 pub(crate) struct CharTable {
-    /// The folded character in the low half, the normal form's table code in the high half.
-    bmp: Box<[u64; 0x10000]>,
+    /// The folded character in the low 21 bits, and above them its normal form relative to
+    /// it ([`CharTable::get`]).
+    bmp: Box<[u32; 0x10000]>,
 }
 
+/// The normal form is the folded character ([`CharTable::get`]).
+pub(crate) const NORMAL_IS_FOLDED: u32 = 0;
+const NORMAL_NUMBER: u32 = 1;
+const NORMAL_DROPPED: u32 = 2;
+
 impl CharTable {
-    /// The folded form of `c` and its normal form as a table code: the folded character
-    /// itself where that is the normal form, else a code for [`Normalized::push_normal`].
+    /// The folded form of `c`, and its normal form: [`NORMAL_IS_FOLDED`] where that is the
+    /// folded character (nearly every character), else a code for [`Normalized::push_normal`].
     #[inline(always)]
     pub(crate) fn get(&self, c: char) -> (char, u32) {
         let code = c as u32;
         if code < 0x10000 {
             let entry = self.bmp[code as usize];
             // Made from chars by `char_table`.
-            let folded = char::from_u32(entry as u32).unwrap_or(c);
-            (folded, (entry >> 32) as u32)
+            let folded = char::from_u32(entry & 0x1F_FFFF).unwrap_or(c);
+            (folded, entry >> 21)
         } else {
-            (fold(c), encode_normal(normalize_slow(c)))
+            let folded = fold(c);
+            (folded, relative_normal(normalize_slow(c), folded))
         }
     }
 }
@@ -296,18 +298,35 @@ impl CharTable {
 pub(crate) fn char_table() -> &'static CharTable {
     static TABLE: OnceLock<CharTable> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let normal = bmp_table();
-        let mut bmp: Box<[u64; 0x10000]> = vec![0u64; 0x10000]
+        let mut bmp: Box<[u32; 0x10000]> = vec![0u32; 0x10000]
             .into_boxed_slice()
             .try_into()
             .unwrap_or_else(|_| unreachable!("the vector has exactly 0x10000 entries"));
+        let normal = bmp_table();
         for (code, entry) in bmp.iter_mut().enumerate() {
             // Surrogates are no chars; they never occur in a str either.
-            let folded = char::from_u32(code as u32).map_or(0, |c| fold(c) as u32);
-            *entry = u64::from(folded) | u64::from(normal[code]) << 32;
+            let Some(c) = char::from_u32(code as u32) else {
+                continue;
+            };
+            let folded = fold(c);
+            *entry = folded as u32 | relative_normal(decode_normal(normal[code]), folded) << 21;
         }
         CharTable { bmp }
     })
+}
+
+/// A normal form relative to the folded character it was made from: the character is its
+/// own normal form, or a number (value above two tag bits), or dropped.
+fn relative_normal(normal: Normal, folded: char) -> u32 {
+    match normal {
+        Normal::Char(n) => {
+            // `normalize_slow` keeps a character only as the folded character itself.
+            debug_assert_eq!(n, folded);
+            NORMAL_IS_FOLDED
+        }
+        Normal::Number(value) => NORMAL_NUMBER | u32::from(value) << 2,
+        Normal::Dropped => NORMAL_DROPPED,
+    }
 }
 
 fn encode_normal(normal: Normal) -> u32 {
@@ -350,10 +369,7 @@ pub(crate) fn digit_of(c: char) -> Option<u8> {
     if folded == '幺' {
         return Some(1);
     }
-    match decode_normal(code) {
-        Normal::Number(value) => Some(value),
-        Normal::Char(_) | Normal::Dropped => None,
-    }
+    (code & 3 == NORMAL_NUMBER).then_some((code >> 2) as u8)
 }
 
 /// Steps 1 and 2: traditional → simplified, full-width → half-width, lower case.

@@ -21,7 +21,7 @@ use daachorse::charwise::iter::FindOverlappingStepper;
 use super::patterns::{Patterns, PatternsBuilder};
 use super::terms::TermStepper;
 use super::BuildError;
-use crate::normalize::{char_table, Normalized};
+use crate::normalize::{char_table, Normalized, NORMAL_IS_FOLDED};
 
 /// One folded field, as characters (and as a string when a caller asks), with the lexicon's
 /// words in it; reused from event to event.
@@ -87,7 +87,7 @@ impl Folded {
         for c in original.chars() {
             let (folded, code) = table.get(c);
             self.push(folded, lexicon, words.as_mut());
-            if code == folded as u32 {
+            if code == NORMAL_IS_FOLDED {
                 // The normal form is the folded character: nearly every character of a text.
                 normalized.push(folded);
                 terms.consume(folded);
