@@ -12,8 +12,9 @@ pub mod learned;
 pub mod reading;
 
 use rustc_hash::FxHashMap;
-use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHasher;
 
 use serde_json::json;
 
@@ -115,7 +116,9 @@ impl PriceCheck {
             })
             .max_by_key(|&index| self.rules.bands[index].category.len());
 
-        let mut hasher = DefaultHasher::new();
+        // The series lives in this process only (learned again after a restart), so any
+        // fixed hash will do; a fast one, on every event's path.
+        let mut hasher = FxHasher::default();
         for level in category {
             level.trim().hash(&mut hasher);
         }
