@@ -12,7 +12,7 @@
 //! With `--exactly-once` each batch is one Kafka transaction: its results and its input
 //! offsets commit together or not at all, so a `read_committed` reader sees each decision once
 //! even across crashes. A batch whose transaction fails is aborted and its partitions are
-//! rewound to their committed offsets, to be decided again.
+//! rewound to the batch's first messages, to be decided again after a back-off.
 //!
 //! On SIGTERM or SIGINT the worker stops fetching, finishes the batch it holds, flushes the
 //! producer, commits and exits, within the shutdown deadline.
@@ -37,7 +37,7 @@ use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{finish_batch, prepare_batch, PreparedBatch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
-use crate::state::{SharedState, StateRecord, StateTopics};
+use crate::state::{latest_per_key, SharedState, StateRecord, StateTopics};
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -69,8 +69,15 @@ pub enum WorkerError {
     Threads(#[source] std::io::Error),
     #[error("cannot listen for stop signals: {0}")]
     Signals(#[source] std::io::Error),
-    #[error("the transaction cannot be aborted ({0}); another worker took over this one's transactional id")]
+    #[error("the transaction cannot be aborted ({0}): the producer was fenced, by a newer one with its transactional id or by the coordinator timing the transaction out; exiting so that the worker is restarted")]
     Fenced(#[source] KafkaError),
+    #[error("cannot rewind {topic} [{partition}] after an aborted transaction ({source}); exiting so that the batch is decided again from the committed offset")]
+    Rewind {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: KafkaError,
+    },
     #[error("the consumer left its group {0} times within {LEFT_GROUP_WINDOW:?}; exiting so that the worker is restarted")]
     LeftGroup(usize),
 }
@@ -210,11 +217,11 @@ struct Worker<'a> {
 async fn transact_each(worker: &Worker<'_>, summary: &mut Summary) -> Result<(), WorkerError> {
     let Worker {
         consumer,
-        producer,
         run,
         moderator,
         shared,
         stop,
+        ..
     } = worker;
     let metrics = crate::metrics::global();
     let mut group_watch = GroupWatch::default();
@@ -222,6 +229,7 @@ async fn transact_each(worker: &Worker<'_>, summary: &mut Summary) -> Result<(),
     // worker's state took its changes already and will not make them twice: they must go
     // with the next attempt.
     let mut carried: Vec<(&SharedState, Vec<StateRecord>)> = Vec::new();
+    let mut aborts_in_a_row = 0;
     loop {
         let batch = next_batch(consumer, run, (*stop).clone()).await;
         // librdkafka rejoins on the next poll by itself; what the worker must not do is go on
@@ -230,25 +238,32 @@ async fn transact_each(worker: &Worker<'_>, summary: &mut Summary) -> Result<(),
         if !batch.is_empty() {
             metrics.in_flight().add(batch.len() as i64);
             let outcomes = decide_batch(moderator, &batch);
-            let mut state = std::mem::take(&mut carried);
-            state.extend(shared.take_records(moderator));
+            let state = carry(std::mem::take(&mut carried), shared.take_records(moderator));
             let mut tally = Tally::new(Source::Kafka);
             for outcome in &outcomes {
                 tally.count(outcome);
             }
-            let committed =
-                transact(consumer, producer, &run.config, &batch, &outcomes, &state).await;
+            let committed = transact(worker, &batch, &outcomes, &state).await;
             // Committed or not, this batch is no longer in flight: an aborted one is fetched
             // again after the rewind.
             metrics.in_flight().sub(batch.len() as i64);
             match committed {
                 Ok(true) => {
+                    aborts_in_a_row = 0;
                     metrics.add(&tally, now_unix_seconds());
                     for outcome in &outcomes {
                         summary.count(outcome);
                     }
                 }
-                Ok(false) => carried = state,
+                Ok(false) => {
+                    carried = state;
+                    aborts_in_a_row += 1;
+                    let mut stopped = (*stop).clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(abort_back_off(aborts_in_a_row)) => {}
+                        _ = stopped.wait_for(|stop| *stop) => {}
+                    }
+                }
                 Err(_) => {}
             }
             committed?;
@@ -257,6 +272,39 @@ async fn transact_each(worker: &Worker<'_>, summary: &mut Summary) -> Result<(),
             return Ok(());
         }
     }
+}
+
+/// The state records of aborted attempts followed by this attempt's, one record per key and
+/// topic: the latest, which is what compaction keeps. A batch aborted again and again (a
+/// result the broker keeps refusing) thus sends no more records each time.
+fn carry<'a>(
+    carried: Vec<(&'a SharedState, Vec<StateRecord>)>,
+    fresh: Vec<(&'a SharedState, Vec<StateRecord>)>,
+) -> Vec<(&'a SharedState, Vec<StateRecord>)> {
+    if carried.is_empty() {
+        return fresh;
+    }
+    let mut merged = carried;
+    for (shared, records) in fresh {
+        match merged
+            .iter_mut()
+            .find(|(kept, _)| std::ptr::eq(*kept, shared))
+        {
+            Some((_, kept)) => kept.extend(records),
+            None => merged.push((shared, records)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(shared, records)| (shared, latest_per_key(records)))
+        .collect()
+}
+
+/// How long a worker waits before deciding an aborted batch again: 100 ms after one abort,
+/// doubling with each further one in a row up to 6.4 s, so that a broker refusing a result
+/// for a while is not asked again and again in a tight loop.
+fn abort_back_off(aborts_in_a_row: u32) -> Duration {
+    Duration::from_millis(100 << aborts_in_a_row.clamp(1, 7).saturating_sub(1))
 }
 
 /// At-least-once: batches go through four stages at once. This task fetches one; a thread
@@ -645,18 +693,23 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// One batch as one transaction. Returns whether it committed; a batch that did not is
 /// aborted and its partitions rewound, so that it is decided again.
 async fn transact(
-    consumer: &StreamConsumer<WorkerContext>,
-    producer: &FutureProducer<WorkerContext>,
-    config: &KafkaConfig,
+    worker: &Worker<'_>,
     batch: &[Consumed],
     outcomes: &[Outcome],
     state: &[(&SharedState, Vec<StateRecord>)],
 ) -> Result<bool, WorkerError> {
+    let &Worker {
+        consumer,
+        producer,
+        run,
+        stop,
+        ..
+    } = worker;
     let offsets = next_offsets(batch);
     let attempt = async {
         tokio::task::block_in_place(|| producer.begin_transaction())
             .map_err(WorkerError::Delivery)?;
-        produce(producer, config, batch, outcomes).await?;
+        produce(producer, &run.config, batch, outcomes).await?;
         for delivery in send_state(producer, state).await? {
             acknowledge(delivery.await)?;
         }
@@ -664,47 +717,111 @@ async fn transact(
             .group_metadata()
             .ok_or(WorkerError::Delivery(KafkaError::NoMessageReceived))?;
         tokio::task::block_in_place(|| {
-            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
-            producer.commit_transaction(TRANSACTION_TIMEOUT)
+            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
         })
-        .map_err(WorkerError::Delivery)
+        .map_err(WorkerError::Delivery)?;
+        resume(stop, || producer.commit_transaction(TRANSACTION_TIMEOUT))
+            .map_err(WorkerError::Delivery)
     };
     let Err(error) = attempt.await else {
         return Ok(true);
     };
 
     crate::metrics::global().count_error(ErrorStage::Transaction);
-    tracing::warn!(%error, "transaction failed; aborting and deciding the batch again");
-    tokio::task::block_in_place(|| producer.abort_transaction(TRANSACTION_TIMEOUT))
+    tracing::warn!(
+        %error,
+        events = batch.len(),
+        state_records = state.iter().map(|(_, records)| records.len()).sum::<usize>(),
+        "transaction failed; aborting and deciding the batch again"
+    );
+    resume(stop, || producer.abort_transaction(TRANSACTION_TIMEOUT))
         .map_err(WorkerError::Fenced)?;
-    rewind(consumer, &offsets);
+    rewind(consumer, batch)?;
     Ok(false)
 }
 
-/// Moves each of the batch's partitions back to its committed offset.
-fn rewind(consumer: &StreamConsumer<WorkerContext>, batch_offsets: &TopicPartitionList) {
-    let committed = match consumer.committed_offsets(batch_offsets.clone(), TRANSACTION_TIMEOUT) {
-        Ok(committed) => committed,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read committed offsets to rewind");
-            return;
-        }
-    };
-    for element in committed.elements() {
-        let offset = match element.offset() {
-            Offset::Offset(offset) => Offset::Offset(offset),
-            _ => Offset::Beginning,
+/// Calls a transactional operation again while it times out: librdkafka goes on with it in
+/// the background and lets it be resumed (a broker restarting, say). A stopping worker gives
+/// up instead; the coordinator aborts what it leaves open once the transaction times out.
+fn resume(
+    stop: &watch::Receiver<bool>,
+    operation: impl Fn() -> Result<(), KafkaError>,
+) -> Result<(), KafkaError> {
+    loop {
+        let result = tokio::task::block_in_place(&operation);
+        let timed_out = match &result {
+            Err(KafkaError::Transaction(error)) => error.is_retriable(),
+            // Committing flushes first, which says so in an error of its own.
+            Err(KafkaError::Flush(code)) => *code == RDKafkaErrorCode::OperationTimedOut,
+            _ => false,
         };
-        if let Err(error) = consumer.seek(
-            element.topic(),
-            element.partition(),
-            offset,
-            TRANSACTION_TIMEOUT,
-        ) {
-            // A partition revoked meanwhile belongs to another worker now.
-            tracing::debug!(%error, topic = element.topic(), partition = element.partition(), "not rewound");
+        if !timed_out || *stop.borrow() {
+            return result;
+        }
+        if let Err(error) = result {
+            tracing::warn!(%error, "a transactional call timed out; resuming it");
         }
     }
+}
+
+/// Moves each of the batch's partitions back to where the next attempt must start: its
+/// committed offset, or when the broker cannot say, the batch's first message there. A
+/// partition revoked meanwhile is skipped, as its new owner starts from the committed offset;
+/// one still assigned that cannot be rewound stops the worker, which would otherwise go on
+/// past the aborted messages and commit offsets beyond them.
+fn rewind(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) -> Result<(), WorkerError> {
+    let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = first
+            .entry((&message.topic, message.partition))
+            .or_insert(message.offset);
+        *entry = (*entry).min(message.offset);
+    }
+    let mut partitions = TopicPartitionList::with_capacity(first.len());
+    for &(topic, partition) in first.keys() {
+        partitions.add_partition(topic, partition);
+    }
+    let committed = tokio::task::block_in_place(|| {
+        consumer.committed_offsets(partitions, TRANSACTION_TIMEOUT)
+    })
+    .inspect_err(|error| {
+        tracing::warn!(%error, "cannot read the committed offsets; rewinding to the batch's first messages");
+    })
+    .ok();
+
+    for ((topic, partition), first) in first {
+        let target = committed
+            .as_ref()
+            .and_then(|committed| committed.find_partition(topic, partition))
+            .and_then(|element| match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            })
+            .unwrap_or(first);
+        let sought = tokio::task::block_in_place(|| {
+            consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(target),
+                TRANSACTION_TIMEOUT,
+            )
+        });
+        let Err(error) = sought else {
+            continue;
+        };
+        let assigned = consumer
+            .assignment()
+            .is_ok_and(|assignment| assignment.find_partition(topic, partition).is_some());
+        if assigned {
+            return Err(WorkerError::Rewind {
+                topic: topic.to_owned(),
+                partition,
+                source: error,
+            });
+        }
+        tracing::debug!(%error, topic, partition, "revoked meanwhile: not rewound");
+    }
+    Ok(())
 }
 
 /// Per partition, the offset after the batch's last message.
@@ -721,4 +838,15 @@ fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
         }
     }
     offsets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aborted_batch_waits_longer_with_each_abort_in_a_row_up_to_a_bound() {
+        let waits: Vec<u128> = (1..=9).map(|n| abort_back_off(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 6400, 6400]);
+    }
 }

@@ -167,6 +167,19 @@ pub async fn send_records(
     Ok(deliveries)
 }
 
+/// `records` with only the last of each key, in the order of those last ones: what a
+/// compacted topic keeps of them.
+pub fn latest_per_key(records: Vec<StateRecord>) -> Vec<StateRecord> {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    let mut latest: Vec<StateRecord> = records
+        .into_iter()
+        .rev()
+        .filter(|record| seen.insert(record.key.clone()))
+        .collect();
+    latest.reverse();
+    latest
+}
+
 /// The worker's ends of the state topics it shares with the rest of the group.
 pub struct StateTopics {
     /// The duplicate check's live listings.
@@ -427,5 +440,36 @@ fn apply<M: Message>(replica: &dyn Replica, message: &M) -> bool {
     match message.key() {
         Some(key) => replica.apply(key, message.payload()),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, value: Option<&str>) -> StateRecord {
+        StateRecord {
+            key: key.to_owned(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn latest_per_key_keeps_the_last_record_of_each_key_in_their_order() {
+        let records = vec![
+            record("P1", Some("a")),
+            record("P2", Some("b")),
+            record("P1", None),
+            record("P3", Some("c")),
+            record("P2", Some("d")),
+        ];
+        assert_eq!(
+            latest_per_key(records),
+            [
+                record("P1", None),
+                record("P3", Some("c")),
+                record("P2", Some("d"))
+            ]
+        );
     }
 }
