@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kafka::{
     alter_topic, create_topic_with, create_topics, produce, read_all, unique, Reader, Record,
@@ -115,11 +115,7 @@ fn an_aborted_transaction_is_never_read_committed_and_its_state_records_go_with_
     );
 
     // The first attempt fails on the dead letter; only then may the broker take it.
-    let failed = wait_for_line(
-        &worker,
-        "transaction failed; aborting",
-        Duration::from_secs(120),
-    );
+    let failed = worker.wait_for_log("transaction failed; aborting", Duration::from_secs(120));
     assert!(
         failed.contains(&format!("events={}", LISTINGS + 1)),
         "the batch that failed did not hold every event, so it does not test what it should: {failed}"
@@ -175,27 +171,5 @@ fn an_aborted_transaction_is_never_read_committed_and_its_state_records_go_with_
             matches!(indexed, Some(values) if values.iter().all(Option::is_some)),
             "L{n} has no image record in the image index topic: {indexed:?}\n{log}"
         );
-    }
-}
-
-/// The first stderr line of `service` that contains `needle`, waiting at most `timeout`.
-fn wait_for_line(service: &Service, needle: &str, timeout: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        if let Some(line) = service
-            .stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|line| line.contains(needle))
-        {
-            return line.clone();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "no line with {needle:?} within {timeout:?}: {:?}",
-            service.stderr.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
