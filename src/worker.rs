@@ -61,8 +61,6 @@ pub struct KafkaRun {
 pub enum WorkerError {
     #[error("cannot start the Kafka clients: {0}")]
     Start(#[source] KafkaError),
-    #[error("cannot set up the shared state: {0}")]
-    State(#[source] crate::state::StateError),
     #[error("the broker did not acknowledge a result ({0}); offsets from this batch on stay uncommitted and will be decided again")]
     Delivery(#[source] KafkaError),
     #[error("cannot start the worker's threads: {0}")]
@@ -135,16 +133,17 @@ struct Consumed {
 /// Runs until a stop signal, then drains and returns what it did.
 pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summary, WorkerError> {
     let started = Instant::now();
+    let stop = stop_signal()?;
     // The shared state first: no event is decided before the state it depends on is in.
-    let shared = StateTopics::start(&run.config, &moderator)
-        .await
-        .map_err(WorkerError::State)?;
+    let Some(shared) = start_state(&run.config, &moderator, &stop).await else {
+        return Ok(Summary::default());
+    };
     let consumer = consumer(&run.config).map_err(WorkerError::Start)?;
     let producer = producer(&run.config).map_err(WorkerError::Start)?;
-    let stop = stop_signal()?;
     let exactly_once = run.config.exactly_once;
     if exactly_once {
-        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT))
+        // It waits for the transaction coordinator, which a broker down at start is not.
+        resume(&stop, || producer.init_transactions(TRANSACTION_TIMEOUT))
             .map_err(WorkerError::Start)?;
     }
     tracing::info!(
@@ -199,6 +198,33 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
+}
+
+/// Sets up the shared state, trying again after a growing pause (1 s doubling to 30 s) while
+/// it cannot: a broker down or a topic unreadable at start makes the worker wait and say so,
+/// not exit into a restart loop. `None` when a stop signal came first.
+async fn start_state(
+    config: &KafkaConfig,
+    moderator: &Arc<Moderator>,
+    stop: &watch::Receiver<bool>,
+) -> Option<StateTopics> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match StateTopics::start(config, moderator).await {
+            Ok(shared) => return Some(shared),
+            Err(error) => tracing::warn!(
+                %error,
+                retry_in = ?pause,
+                "cannot set up the shared state; trying again"
+            ),
+        }
+        let mut stopped = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped.wait_for(|stop| *stop) => return None,
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// What a worker runs with.
