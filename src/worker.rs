@@ -76,6 +76,8 @@ pub enum WorkerError {
         #[source]
         source: KafkaError,
     },
+    #[error("the worker did not drain within the shutdown deadline of {0:?}; results not acknowledged by then are decided again by the partitions' next owner")]
+    Deadline(Duration),
     #[error("the consumer left its group {0} times within {LEFT_GROUP_WINDOW:?}; exiting so that the worker is restarted")]
     LeftGroup(usize),
 }
@@ -164,23 +166,42 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         stop: &stop,
     };
     let mut summary = Summary::default();
-    let (result, acknowledged) = if exactly_once {
-        (transact_each(&worker, &mut summary).await, Ok(()))
-    } else {
-        // While the broker acknowledges one batch, the next ones are sent, decided and
-        // fetched. The acknowledger takes batches in order and stores each one's offsets
-        // after all its results are acknowledged; its channel bounds how many batches await
-        // the broker.
-        let (acks, acks_rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
-        let acknowledger = tokio::spawn(acknowledge_in_order(consumer.clone(), acks_rx));
-        let result = decide_pipelined(&worker, acks, &mut summary).await;
-        (result, acknowledger.await.unwrap_or(Ok(())))
+    let work = async {
+        if exactly_once {
+            (transact_each(&worker, &mut summary).await, Ok(()))
+        } else {
+            // While the broker acknowledges one batch, the next ones are sent, decided and
+            // fetched. The acknowledger takes batches in order and stores each one's offsets
+            // after all its results are acknowledged; its channel bounds how many batches
+            // await the broker.
+            let (acks, acks_rx) = tokio::sync::mpsc::channel(run.batches_in_flight.max(1));
+            let acknowledger = tokio::spawn(acknowledge_in_order(consumer.clone(), acks_rx));
+            let result = decide_pipelined(&worker, acks, &mut summary).await;
+            (result, acknowledger.await.unwrap_or(Ok(())))
+        }
+    };
+    // librdkafka waits for an acknowledgement as long as message.timeout.ms (five minutes by
+    // default), which a broker gone at shutdown would make the worker wait out.
+    let drained = tokio::select! {
+        done = work => Some(done),
+        () = past_deadline(stop.clone(), run.shutdown_deadline) => None,
     };
 
     // Drain: whatever was acknowledged gets committed, also after a delivery error.
+    let Some((result, acknowledged)) = drained else {
+        tracing::warn!(
+            deadline = ?run.shutdown_deadline,
+            "results still unacknowledged at the shutdown deadline; committing what was acknowledged"
+        );
+        if !exactly_once {
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+                tracing::debug!(%error, "nothing to commit at shutdown");
+            }
+        }
+        return Err(WorkerError::Deadline(run.shutdown_deadline));
+    };
     tracing::info!("stopping: flushing and committing");
-    let deadline = run.shutdown_deadline;
-    if let Err(error) = producer.flush(deadline) {
+    if let Err(error) = producer.flush(run.shutdown_deadline) {
         tracing::warn!(%error, "producer did not flush within the deadline");
     }
     if !exactly_once {
@@ -198,6 +219,15 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         peak_rss_bytes: crate::pipeline::peak_rss_bytes(),
         ..summary
     })
+}
+
+/// Returns `deadline` after the stop signal; never without one.
+async fn past_deadline(mut stop: watch::Receiver<bool>, deadline: Duration) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        // The signal task is gone, so no stop will come.
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(deadline).await;
 }
 
 /// Sets up the shared state, trying again after a growing pause (1 s doubling to 30 s) while
@@ -502,10 +532,14 @@ async fn next_batch(
         match message {
             Ok(message) => {
                 let payload = message.payload().unwrap_or_default();
-                let topic = topics
-                    .entry(message.topic().to_owned())
-                    .or_insert_with(|| Arc::from(message.topic()))
-                    .clone();
+                // One allocation per topic, not per message.
+                let topic = match topics.get(message.topic()) {
+                    Some(topic) => topic.clone(),
+                    None => topics
+                        .entry(message.topic().to_owned())
+                        .or_insert_with(|| Arc::from(message.topic()))
+                        .clone(),
+                };
                 batch.push(Consumed {
                     topic,
                     partition: message.partition(),

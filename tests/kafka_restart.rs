@@ -1,6 +1,6 @@
 //! Kafka mode across a broker restart: the broker is stopped mid-stream and started again
-//! with its data, or is down when the worker starts; the worker resumes, or waits for it,
-//! and nothing is lost.
+//! with its data, is down when the worker starts, or goes away as the worker is stopped; the
+//! worker resumes, waits for it, or exits by its deadline, and nothing is lost.
 //!
 //! Needs `LOOMGUARD_TEST_BROKERS` and `LOOMGUARD_TEST_KAFKA_STATE`, the state directory of a
 //! broker that `.ci/kafka/start` started (CI gives both). The tests restart that broker, so
@@ -136,6 +136,10 @@ impl Drop for Stopped<'_> {
 
 /// A worker with its stderr in `log`.
 fn start_worker(brokers: &str, names: &Names, log: &Path) -> Worker {
+    start_worker_with(brokers, names, log, &[])
+}
+
+fn start_worker_with(brokers: &str, names: &Names, log: &Path, extra: &[&str]) -> Worker {
     let child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
         .current_dir(common::repo())
         .env("LOOMGUARD_LOG", "info")
@@ -157,6 +161,7 @@ fn start_worker(brokers: &str, names: &Names, log: &Path) -> Worker {
             &names.dead,
         ])
         .args(["--group-id", &names.group, "--state-topic", &names.state])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -323,6 +328,67 @@ fn a_worker_started_while_the_broker_is_down_waits_for_it_and_decides_everything
     assert!(
         missing.is_empty(),
         "{} never decided, e.g. {:?}\n{log}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_nothing() {
+    let Some((brokers, state)) = broker() else {
+        return;
+    };
+    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = brokers.rsplit(':').next().unwrap().to_owned();
+    let names = names("deadline");
+    create_topics(&brokers, &names);
+    let total = 20_000;
+    produce(&brokers, &names.input, 0, total);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("first.log");
+    let mut first = start_worker_with(&brokers, &names, &log, &["--shutdown-seconds", "5"]);
+    let mut decided = Decided::new(&brokers, &names);
+    decided.read_until(1000, Duration::from_secs(60));
+    assert!(
+        decided.ids.len() >= 1000,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    // Stopped mid-stream with the broker gone, the worker cannot have its last results
+    // acknowledged; librdkafka alone would wait for them for five minutes.
+    let stopped = Stopped::stop(&state, &port);
+    Command::new("kill")
+        .args(["-TERM", &first.0.id().to_string()])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(120),
+            "still running 120 s after SIGTERM with a 5 s deadline\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let first_log = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{first_log}");
+    assert!(first_log.contains("shutdown deadline"), "{first_log}");
+    drop(stopped);
+
+    // What it had not committed, its successor decides.
+    let log = dir.path().join("second.log");
+    let second = start_worker(&brokers, &names, &log);
+    decided.read_until(total, Duration::from_secs(180));
+    let (status, log) = stop(second, &log);
+    assert!(status.success(), "{log}");
+    let missing = decided.missing(total);
+    assert!(
+        missing.is_empty(),
+        "{} never decided, e.g. {:?}\n{first_log}\n{log}",
         missing.len(),
         &missing[..missing.len().min(5)]
     );
