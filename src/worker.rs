@@ -37,7 +37,9 @@ use crate::moderator::{timestamp, Moderator, Outcome};
 use crate::pipeline::{finish_batch, prepare_batch, PreparedBatch, Record, Stages, Summary};
 use crate::sink::kafka::{producer, send_record, source_headers};
 use crate::source::kafka::{consumer, KafkaConfig, WorkerContext};
-use crate::state::{latest_per_key, SharedState, StateRecord, StateTopics};
+use crate::state::{
+    create_missing, latest_per_key, Cleanup, SharedState, StateRecord, StateTopics,
+};
 
 /// A Kafka run.
 #[derive(Debug, Clone)]
@@ -230,22 +232,29 @@ async fn past_deadline(mut stop: watch::Receiver<bool>, deadline: Duration) {
     tokio::time::sleep(deadline).await;
 }
 
-/// Sets up the shared state, trying again after a growing pause (1 s doubling to 30 s) while
-/// it cannot: a broker down or a topic unreadable at start makes the worker wait and say so,
-/// not exit into a restart loop. `None` when a stop signal came first.
+/// Creates the output topics if they are missing and sets up the shared state, trying again
+/// after a growing pause (1 s doubling to 30 s) while it cannot: a broker down or a topic
+/// that cannot be created or read at start makes the worker wait and say so, not exit into a
+/// restart loop. `None` when a stop signal came first.
 async fn start_state(
     config: &KafkaConfig,
     moderator: &Arc<Moderator>,
     stop: &watch::Receiver<bool>,
 ) -> Option<StateTopics> {
+    let set_up = || async {
+        for topic in [&config.output_topic, &config.dead_letter_topic] {
+            create_missing(config, topic, Cleanup::BrokerDefault).await?;
+        }
+        StateTopics::start(config, moderator).await
+    };
     let mut pause = Duration::from_secs(1);
     loop {
-        match StateTopics::start(config, moderator).await {
+        match set_up().await {
             Ok(shared) => return Some(shared),
             Err(error) => tracing::warn!(
                 %error,
                 retry_in = ?pause,
-                "cannot set up the shared state; trying again"
+                "cannot set up the output and state topics; trying again"
             ),
         }
         let mut stopped = stop.clone();

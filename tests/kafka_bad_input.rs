@@ -1,7 +1,7 @@
 //! Kafka mode on bad input, against a real broker (`LOOMGUARD_TEST_BROKERS`; without it these
 //! tests say they are skipped and pass): messages too large, keyless or escaping badly become
 //! dead letters or decisions and their partition flows on, and a worker started before its
-//! input topic exists waits for it.
+//! topics exist creates its output topics and waits for its input topic.
 
 mod common;
 
@@ -166,13 +166,21 @@ fn oversized_keyless_and_badly_escaping_messages_become_dead_letters_and_the_par
 }
 
 #[test]
-fn a_worker_started_before_its_input_topic_exists_decides_once_it_does() {
+fn a_worker_started_before_its_topics_exist_creates_its_outputs_and_waits_for_its_input() {
     let Some(brokers) = common::brokers() else {
         return;
     };
     let topics = names("missing-topic");
-    create_topics(&brokers, &[(&topics.output, 1), (&topics.dead, 1)]);
     let worker = worker(&brokers, &topics);
+    // The decision and dead-letter topics it creates, as a broker that does not create
+    // topics on first use would refuse its records; the input topic is not its to make.
+    for topic in [&topics.output, &topics.dead] {
+        let created = worker.wait_for_log(
+            &format!("created the missing topic topic=\"{topic}\""),
+            Duration::from_secs(60),
+        );
+        assert!(created.contains("BrokerDefault"), "{created}");
+    }
     worker.wait_for_log("cannot fetch from the input topic", Duration::from_secs(60));
 
     create_topics(&brokers, &[(&topics.input, 2)]);

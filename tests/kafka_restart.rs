@@ -309,7 +309,7 @@ fn a_worker_started_while_the_broker_is_down_waits_for_it_and_decides_everything
     let started = Instant::now();
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
-        .contains("cannot set up the shared state; trying again")
+        .contains("cannot set up the output and state topics; trying again")
     {
         assert!(
             started.elapsed() < Duration::from_secs(180),

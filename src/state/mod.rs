@@ -42,7 +42,7 @@ pub const WRITER_HEADER: &str = "loomguard-writer";
 /// Why the shared state could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot create the state topic {topic}: {source}")]
+    #[error("cannot create the topic {topic}: {source}")]
     Create {
         topic: String,
         #[source]
@@ -100,7 +100,7 @@ impl SharedState {
         writer: &str,
         replica: Arc<dyn Replica>,
     ) -> Result<(SharedState, u64), StateError> {
-        create_compacted(config, topic).await?;
+        create_missing(config, topic, Cleanup::Compact).await?;
         let consumer = assigned_consumer(config, topic)?;
         let ends = tokio::task::block_in_place(|| ends(&consumer, topic))?;
         let replayed =
@@ -255,21 +255,38 @@ impl Drop for SharedState {
     }
 }
 
-/// Creates `topic` with `cleanup.policy=compact` and the broker's default partitions and
-/// replication, unless it exists.
-async fn create_compacted(config: &KafkaConfig, topic: &str) -> Result<(), StateError> {
+/// How a topic created by a worker drops its old records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Keeps the latest record of each key: the state topics.
+    Compact,
+    /// The broker's default: the decision and dead-letter topics.
+    BrokerDefault,
+}
+
+/// Creates `topic` with the broker's default partitions and replication unless it exists, and
+/// says so at info when it did. A broker that does not create topics on first use would
+/// otherwise refuse every record of a worker whose output topic was never made.
+pub async fn create_missing(
+    config: &KafkaConfig,
+    topic: &str,
+    cleanup: Cleanup,
+) -> Result<(), StateError> {
     let error = |source| StateError::Create {
         topic: topic.to_owned(),
         source,
     };
     let admin: AdminClient<_> = client(config, &[]).create().map_err(error)?;
-    let new =
-        NewTopic::new(topic, -1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let mut new = NewTopic::new(topic, -1, TopicReplication::Fixed(-1));
+    if cleanup == Cleanup::Compact {
+        new = new.set("cleanup.policy", "compact");
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin.create_topics([&new], &options).await.map_err(error)?;
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => tracing::info!(topic, ?cleanup, "created the missing topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(error(KafkaError::AdminOp(code))),
         }
     }
