@@ -282,6 +282,12 @@ fn start_worker(brokers: &str, run: &str) -> Result<Child, Error> {
         .args(["--state-topic", &format!("{run}-state")])
         // The target is for text checks alone; generated image URLs point nowhere.
         .arg("--no-images")
+        // More options from the environment, to compare settings on the same bench.
+        .args(
+            std::env::var("LOOMGUARD_BENCH_WORKER_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::null())
         .spawn()?)
 }
