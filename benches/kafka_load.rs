@@ -14,10 +14,14 @@
 //! 3.0–3.1 s sent at half that rate), CPU the worker shares on a two-core machine. The bench
 //! works against either.
 //!
+//! `LOOMGUARD_BENCH_WORKER_ARGS` adds options to the worker's command line (to compare its
+//! settings on the same bench) and `LOOMGUARD_LOG` sets its log filter (warn by default).
+//!
 //! 1. Sustained throughput: EVENTS (default 200,000) generated events are produced into a
 //!    fresh 4-partition topic, then one worker (the release binary, as an operator runs it)
 //!    decides the backlog; events/s is the count over the time from its first to its last
-//!    decision, by the decisions' broker timestamps. The worker's peak RSS is reported too.
+//!    decision, by the decisions' timestamps (the create time librdkafka gives a record when
+//!    the worker produces it). The worker's peak RSS is reported too.
 //! 2. Latency at half load: a second fresh topic gets events at half that rate for 20 s
 //!    (the generated events again from the start once they run out) while a worker runs,
 //!    after a warm-up of 2,000 events whose decisions are awaited (the worker joins its group
