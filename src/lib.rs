@@ -23,7 +23,8 @@
 //! - [`sink`]: where decisions and dead letters go (files, or Kafka topics).
 //! - [`moderator`]: one record through decode, checks and decide.
 //! - [`pipeline`]: the main job over files, in parallel and in input order.
-//! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once.
+//! - [`worker`]: the main job as a Kafka consumer-group member, at-least-once or in
+//!   transactions.
 //! - [`state`]: state shared by the workers through compacted topics: the duplicate check's
 //!   live listings and the image index log.
 //! - [`contract`]: the JSON shapes shared with the rest of the platform.

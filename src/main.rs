@@ -372,8 +372,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         moderator = moderator.with_images(images.clone());
     }
     if args.kafka.brokers.is_some() {
-        // A dead letter must fit the broker's default message size (1 MB) even as base64.
-        moderator = moderator.with_dead_letter_limit(256 * 1024);
+        // A dead letter must fit the producer's default message size (1,000,000 bytes) and
+        // the broker's (1 MiB), with room for the record's headers.
+        moderator = moderator.with_dead_letter_limit(768 * 1024);
     }
     let moderator = Arc::new(moderator);
     let max_record_bytes = usize::try_from(args.max_event_bytes).unwrap_or(usize::MAX);

@@ -84,7 +84,7 @@ pub struct Moderator {
     /// the lock makes that a guarantee instead of a convention.
     ordered: Mutex<OrderedChecks>,
     max_event_bytes: u64,
-    /// Bytes of an input a dead letter keeps at most.
+    /// Bytes a dead letter's line takes at most, the input it keeps cut to fit.
     dead_letter_max_bytes: usize,
     /// The image checks, when images are fetched and matched.
     images: Option<Arc<ImageCheck>>,
@@ -119,8 +119,9 @@ impl Moderator {
             .unwrap_or_default()
     }
 
-    /// Keeps at most `bytes` of an input in its dead letter. A Kafka sink needs this: a dead
-    /// letter over the broker's message size would fail to produce and stop the partition.
+    /// Keeps a dead letter's line to at most `bytes`, cutting the input it keeps to fit. A
+    /// Kafka sink needs this: a dead letter over the producer's or the broker's message size
+    /// would fail to produce and stop the partition.
     pub fn with_dead_letter_limit(mut self, bytes: usize) -> Moderator {
         self.dead_letter_max_bytes = bytes;
         self
@@ -235,19 +236,45 @@ impl Moderator {
             }
             Err(err) => {
                 let position = position();
-                let letter = DeadLetter::new(
-                    err.reason,
-                    format!("{position}: {}", err.message),
-                    position,
-                    &kept[..kept.len().min(self.dead_letter_max_bytes)],
-                    total_len,
-                    now.to_owned(),
-                );
+                let error = format!("{position}: {}", err.message);
                 Prepared::Dead {
                     reason: err.reason,
-                    line: encode_line(&letter),
+                    line: self.dead_letter_line(err.reason, error, position, kept, total_len, now),
                 }
             }
+        }
+    }
+
+    /// The dead letter of an input, its line at most the dead-letter limit. Escaping can
+    /// make the input several times longer (a control character takes six bytes, base64 four
+    /// for three), so the input kept is cut, in proportion, until the line fits.
+    fn dead_letter_line(
+        &self,
+        reason: DeadLetterReason,
+        error: String,
+        position: SourcePosition,
+        kept: &[u8],
+        total_len: u64,
+        now: &str,
+    ) -> Vec<u8> {
+        let limit = self.dead_letter_max_bytes;
+        let mut keep = kept.len().min(limit);
+        loop {
+            let letter = DeadLetter::new(
+                reason,
+                error.clone(),
+                position.clone(),
+                &kept[..keep],
+                total_len,
+                now.to_owned(),
+            );
+            let line = encode_line(&letter);
+            if line.len() <= limit || keep == 0 {
+                return line;
+            }
+            // At least a tenth less each time, so that the loop ends.
+            let in_proportion = keep.saturating_mul(limit) / line.len();
+            keep = in_proportion.min(keep - keep.div_ceil(10));
         }
     }
 
@@ -372,4 +399,57 @@ pub fn timestamp(now: OffsetDateTime) -> String {
     now.to_offset(time::UtcOffset::UTC)
         .format(FORMAT)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moderator(dead_letter_limit: usize) -> Moderator {
+        let rules = RuleSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+            .expect("the project's rules load");
+        Moderator::new(Arc::new(rules), 1024 * 1024)
+            .expect("the project's rules compile")
+            .with_dead_letter_limit(dead_letter_limit)
+    }
+
+    fn dead_letter(moderator: &Moderator, input: &[u8]) -> (Vec<u8>, DeadLetter) {
+        let position = || SourcePosition::Kafka {
+            topic: "listing-events".to_owned(),
+            partition: 0,
+            offset: 7,
+        };
+        let prepared = moderator.prepare(
+            input,
+            input.len() as u64,
+            &position,
+            &mut Scratch::default(),
+            "2026-12-02T09:15:00.000Z",
+        );
+        let Prepared::Dead { line, .. } = prepared else {
+            panic!("not a dead letter");
+        };
+        let letter = serde_json::from_slice(&line).expect("a dead letter is JSON");
+        (line, letter)
+    }
+
+    #[test]
+    fn control_characters_that_escape_to_six_bytes_each_are_cut_until_the_dead_letter_fits() {
+        let moderator = moderator(4096);
+        let (line, letter) = dead_letter(&moderator, &[0x01; 3000]);
+        assert!(line.len() <= 4096, "{} bytes", line.len());
+        let original = letter.original.expect("the kept input is text");
+        assert!(original.len() > 300, "only {} bytes kept", original.len());
+        assert!(original.bytes().all(|b| b == 0x01));
+        assert!(letter.truncated);
+        assert_eq!(letter.original_bytes, 3000);
+    }
+
+    #[test]
+    fn a_dead_letter_within_the_limit_keeps_its_input_whole() {
+        let moderator = moderator(4096);
+        let (_, letter) = dead_letter(&moderator, b"{not json");
+        assert_eq!(letter.original.as_deref(), Some("{not json"));
+        assert!(!letter.truncated);
+    }
 }

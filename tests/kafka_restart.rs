@@ -1,14 +1,17 @@
 //! Kafka mode across a broker restart: the broker is stopped mid-stream and started again
-//! with its data; the worker resumes and nothing is lost.
+//! with its data, is down when the worker starts, or goes away as the worker is stopped; the
+//! worker resumes, waits for it, or exits by its deadline, and nothing is lost.
 //!
 //! Needs `LOOMGUARD_TEST_BROKERS` and `LOOMGUARD_TEST_KAFKA_STATE`, the state directory of a
-//! broker that `.ci/kafka/start` started (CI gives both). It restarts that broker, so it lives
-//! in its own test binary, which cargo runs alone.
+//! broker that `.ci/kafka/start` started (CI gives both). The tests restart that broker, so
+//! they live in a test binary of their own, which cargo runs alone, and take turns.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -35,31 +38,46 @@ fn broker() -> Option<(String, String)> {
 }
 
 fn script(name: &str, state: &str, port: &str) {
-    let status = Command::new(common::repo().join(".ci/kafka").join(name))
+    assert!(run_script(name, state, port), ".ci/kafka/{name} failed");
+}
+
+fn run_script(name: &str, state: &str, port: &str) -> bool {
+    Command::new(common::repo().join(".ci/kafka").join(name))
         .arg(state)
         .env("KAFKA_KEEP_DATA", "1")
         .env("KAFKA_PORT", port)
         .stdout(Stdio::null())
         .status()
-        .expect("the broker script runs");
-    assert!(status.success(), ".ci/kafka/{name} failed");
+        .expect("the broker script runs")
+        .success()
 }
 
-#[test]
-fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
-    let Some((brokers, state)) = broker() else {
-        return;
-    };
-    let port = brokers.rsplit(':').next().unwrap().to_owned();
-    let unique = format!("restart-{}", std::process::id());
-    let (input, output, dead) = (
-        format!("in-{unique}"),
-        format!("out-{unique}"),
-        format!("dead-{unique}"),
-    );
+/// Held by a test while it stops and starts the broker.
+static BROKER: Mutex<()> = Mutex::new(());
 
+/// Topic, group and state-topic names no other test run uses.
+struct Names {
+    input: String,
+    output: String,
+    dead: String,
+    group: String,
+    state: String,
+}
+
+fn names(test: &str) -> Names {
+    let unique = format!("{test}-{}", std::process::id());
+    Names {
+        input: format!("in-{unique}"),
+        output: format!("out-{unique}"),
+        dead: format!("dead-{unique}"),
+        group: format!("group-{unique}"),
+        state: format!("state-{unique}"),
+    }
+}
+
+fn create_topics(brokers: &str, names: &Names) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -67,9 +85,9 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
         .build()
         .unwrap();
     let topics = [
-        NewTopic::new(&input, 4, TopicReplication::Fixed(1)),
-        NewTopic::new(&output, 4, TopicReplication::Fixed(1)),
-        NewTopic::new(&dead, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.input, 4, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.output, 4, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.dead, 1, TopicReplication::Fixed(1)),
     ];
     for result in runtime
         .block_on(admin.create_topics(&topics, &AdminOptions::new()))
@@ -77,17 +95,58 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
     {
         result.unwrap();
     }
-    drop(admin);
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("worker.log");
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_loomguard"))
+/// A worker process, killed if a failed assertion leaves it running.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The broker stopped; started again when this is dropped, whatever the test's outcome.
+struct Stopped<'a> {
+    state: &'a str,
+    port: &'a str,
+}
+
+impl<'a> Stopped<'a> {
+    fn stop(state: &'a str, port: &'a str) -> Stopped<'a> {
+        script("stop", state, port);
+        Stopped { state, port }
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        // A test failing with the broker down must not leave it down; a second panic would
+        // abort the test binary, so then a failed start is only not asserted.
+        if std::thread::panicking() {
+            run_script("start", self.state, self.port);
+        } else {
+            script("start", self.state, self.port);
+        }
+    }
+}
+
+/// A worker with its stderr in `log`.
+fn start_worker(brokers: &str, names: &Names, log: &Path) -> Worker {
+    start_worker_with(brokers, names, log, &[])
+}
+
+fn start_worker_with(brokers: &str, names: &Names, log: &Path, extra: &[&str]) -> Worker {
+    let child = Command::new(env!("CARGO_BIN_EXE_loomguard"))
         .current_dir(common::repo())
         .env("LOOMGUARD_LOG", "info")
         .args([
             "run",
             "--brokers",
-            &brokers,
+            brokers,
             "--linger-ms",
             "5",
             "--batch",
@@ -95,92 +154,241 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
         ])
         .args([
             "--input-topic",
-            &input,
+            &names.input,
             "--output-topic",
-            &output,
+            &names.output,
             "--dead-letter-topic",
-            &dead,
+            &names.dead,
         ])
-        .args(["--group-id", &format!("group-{unique}")])
-        .args(["--state-topic", &format!("state-{unique}")])
+        .args(["--group-id", &names.group, "--state-topic", &names.state])
+        .args(extra)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
+    Worker(child)
+}
 
-    let total = 8000;
+/// Produces events `from..to`, keyed over 16 sellers, and waits for the broker to have them.
+fn produce(brokers: &str, topic: &str, from: usize, to: usize) {
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .create()
         .unwrap();
-    let produce = |from: usize, to: usize| {
-        for n in from..to {
-            let line = serde_json::json!({
-                "schema": "listing-event/v1", "event_id": format!("e{n}"), "op": "upsert",
-                "occurred_at": "2026-12-02T09:15:00+08:00", "seller": {"id": format!("S{}", n % 16)},
-                "listing": {"id": format!("P{n}"), "title": format!("全棉府绸 P{n}")}
-            })
-            .to_string();
-            let key = format!("S{}", n % 16);
-            let mut record = BaseRecord::to(&input).key(&key).payload(&line);
-            while let Err((_, back)) = producer.send(record) {
-                record = back;
-                producer.poll(Duration::from_millis(50));
-            }
+    for n in from..to {
+        let line = serde_json::json!({
+            "schema": "listing-event/v1", "event_id": format!("e{n}"), "op": "upsert",
+            "occurred_at": "2026-12-02T09:15:00+08:00", "seller": {"id": format!("S{}", n % 16)},
+            "listing": {"id": format!("P{n}"), "title": format!("全棉府绸 P{n}")}
+        })
+        .to_string();
+        let key = format!("S{}", n % 16);
+        let mut record = BaseRecord::to(topic).key(&key).payload(&line);
+        while let Err((_, back)) = producer.send(record) {
+            record = back;
+            producer.poll(Duration::from_millis(50));
         }
-        producer
-            .flush(Duration::from_secs(60))
-            .expect("the test events are acknowledged");
-    };
-    produce(0, total / 2);
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("the test events are acknowledged");
+}
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", format!("reader-{unique}"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&output]).unwrap();
-    let mut decided = BTreeSet::new();
-    let read_for = |wanted: usize, timeout: Duration, decided: &mut BTreeSet<String>| {
+/// A reader of the decision topic, collecting event ids.
+struct Decided {
+    consumer: BaseConsumer,
+    ids: BTreeSet<String>,
+}
+
+impl Decided {
+    fn new(brokers: &str, names: &Names) -> Decided {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("reader-{}", names.group))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&names.output]).unwrap();
+        Decided {
+            consumer,
+            ids: BTreeSet::new(),
+        }
+    }
+
+    /// Reads until `wanted` distinct events are decided or `timeout` passes.
+    fn read_until(&mut self, wanted: usize, timeout: Duration) {
         let started = Instant::now();
-        while decided.len() < wanted && started.elapsed() < timeout {
-            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+        while self.ids.len() < wanted && started.elapsed() < timeout {
+            if let Some(Ok(message)) = self.consumer.poll(Duration::from_millis(200)) {
                 let value: serde_json::Value =
                     serde_json::from_slice(message.payload().unwrap()).unwrap();
-                decided.insert(value["event_id"].as_str().unwrap().to_owned());
+                self.ids
+                    .insert(value["event_id"].as_str().unwrap().to_owned());
             }
         }
+    }
+
+    /// The ids of events `0..total` never decided.
+    fn missing(&self, total: usize) -> Vec<String> {
+        (0..total)
+            .map(|n| format!("e{n}"))
+            .filter(|id| !self.ids.contains(id))
+            .collect()
+    }
+}
+
+/// SIGTERM, then the exit status and the log.
+fn stop(mut worker: Worker, log: &Path) -> (std::process::ExitStatus, String) {
+    Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = worker.0.wait().unwrap();
+    (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+#[test]
+fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
+    let Some((brokers, state)) = broker() else {
+        return;
     };
-    read_for(500, Duration::from_secs(60), &mut decided);
+    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = brokers.rsplit(':').next().unwrap().to_owned();
+    let names = names("restart");
+    create_topics(&brokers, &names);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let worker = start_worker(&brokers, &names, &log);
+
+    let total = 8000;
+    produce(&brokers, &names.input, 0, total / 2);
+    let mut decided = Decided::new(&brokers, &names);
+    decided.read_until(500, Duration::from_secs(60));
     assert!(
-        decided.len() >= 500,
+        decided.ids.len() >= 500,
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
 
     // The broker goes away mid-stream and comes back with its data.
-    script("stop", &state, &port);
+    let stopped = Stopped::stop(&state, &port);
     std::thread::sleep(Duration::from_secs(3));
-    script("start", &state, &port);
-    produce(total / 2, total);
+    drop(stopped);
+    produce(&brokers, &names.input, total / 2, total);
 
-    read_for(total, Duration::from_secs(120), &mut decided);
-    Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    let status = worker.wait().unwrap();
-    let log = std::fs::read_to_string(&log).unwrap();
+    decided.read_until(total, Duration::from_secs(120));
+    let (status, log) = stop(worker, &log);
     assert!(status.success(), "{log}");
-    let missing: Vec<String> = (0..total)
-        .map(|n| format!("e{n}"))
-        .filter(|id| !decided.contains(id))
-        .collect();
+    let missing = decided.missing(total);
     assert!(
         missing.is_empty(),
         "{} never decided, e.g. {:?}\n{log}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn a_worker_started_while_the_broker_is_down_waits_for_it_and_decides_everything() {
+    let Some((brokers, state)) = broker() else {
+        return;
+    };
+    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = brokers.rsplit(':').next().unwrap().to_owned();
+    let names = names("down-at-start");
+    create_topics(&brokers, &names);
+    let total = 2000;
+    produce(&brokers, &names.input, 0, total);
+
+    let stopped = Stopped::stop(&state, &port);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let worker = start_worker(&brokers, &names, &log);
+    // It cannot reach the broker to set up its state topic, says so, and keeps trying.
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("cannot set up the output and state topics; trying again")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no retry logged\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stopped);
+
+    let mut decided = Decided::new(&brokers, &names);
+    decided.read_until(total, Duration::from_secs(180));
+    let (status, log) = stop(worker, &log);
+    assert!(status.success(), "{log}");
+    let missing = decided.missing(total);
+    assert!(
+        missing.is_empty(),
+        "{} never decided, e.g. {:?}\n{log}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_nothing() {
+    let Some((brokers, state)) = broker() else {
+        return;
+    };
+    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = brokers.rsplit(':').next().unwrap().to_owned();
+    let names = names("deadline");
+    create_topics(&brokers, &names);
+    let total = 20_000;
+    produce(&brokers, &names.input, 0, total);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("first.log");
+    let mut first = start_worker_with(&brokers, &names, &log, &["--shutdown-seconds", "5"]);
+    let mut decided = Decided::new(&brokers, &names);
+    decided.read_until(1000, Duration::from_secs(60));
+    assert!(
+        decided.ids.len() >= 1000,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    // Stopped mid-stream with the broker gone, the worker cannot have its last results
+    // acknowledged; librdkafka alone would wait for them for five minutes.
+    let stopped = Stopped::stop(&state, &port);
+    Command::new("kill")
+        .args(["-TERM", &first.0.id().to_string()])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(120),
+            "still running 120 s after SIGTERM with a 5 s deadline\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let first_log = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{first_log}");
+    assert!(first_log.contains("shutdown deadline"), "{first_log}");
+    drop(stopped);
+
+    // What it had not committed, its successor decides.
+    let log = dir.path().join("second.log");
+    let second = start_worker(&brokers, &names, &log);
+    decided.read_until(total, Duration::from_secs(180));
+    let (status, log) = stop(second, &log);
+    assert!(status.success(), "{log}");
+    let missing = decided.missing(total);
+    assert!(
+        missing.is_empty(),
+        "{} never decided, e.g. {:?}\n{first_log}\n{log}",
         missing.len(),
         &missing[..missing.len().min(5)]
     );

@@ -56,8 +56,8 @@ impl RateLimit {
 /// How often librdkafka reports the statistics the lag metric is read from.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
-/// Where a worker connects and what it reads and writes. Defaults are the platform's topic
-/// names from DESIGN.md.
+/// Where a worker connects and what it reads and writes. The command line's defaults are the
+/// platform's topic names, listed in the README's Kafka mode section.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// `host:port,host:port`.

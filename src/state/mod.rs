@@ -42,7 +42,7 @@ pub const WRITER_HEADER: &str = "loomguard-writer";
 /// Why the shared state could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot create the state topic {topic}: {source}")]
+    #[error("cannot create the topic {topic}: {source}")]
     Create {
         topic: String,
         #[source]
@@ -100,7 +100,7 @@ impl SharedState {
         writer: &str,
         replica: Arc<dyn Replica>,
     ) -> Result<(SharedState, u64), StateError> {
-        create_compacted(config, topic).await?;
+        create_missing(config, topic, Cleanup::Compact).await?;
         let consumer = assigned_consumer(config, topic)?;
         let ends = tokio::task::block_in_place(|| ends(&consumer, topic))?;
         let replayed =
@@ -165,6 +165,19 @@ pub async fn send_records(
         deliveries.push(send_record(producer, record).await?);
     }
     Ok(deliveries)
+}
+
+/// `records` with only the last of each key, in the order of those last ones: what a
+/// compacted topic keeps of them.
+pub fn latest_per_key(records: Vec<StateRecord>) -> Vec<StateRecord> {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    let mut latest: Vec<StateRecord> = records
+        .into_iter()
+        .rev()
+        .filter(|record| seen.insert(record.key.clone()))
+        .collect();
+    latest.reverse();
+    latest
 }
 
 /// The worker's ends of the state topics it shares with the rest of the group.
@@ -242,21 +255,38 @@ impl Drop for SharedState {
     }
 }
 
-/// Creates `topic` with `cleanup.policy=compact` and the broker's default partitions and
-/// replication, unless it exists.
-async fn create_compacted(config: &KafkaConfig, topic: &str) -> Result<(), StateError> {
+/// How a topic created by a worker drops its old records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Keeps the latest record of each key: the state topics.
+    Compact,
+    /// The broker's default: the decision and dead-letter topics.
+    BrokerDefault,
+}
+
+/// Creates `topic` with the broker's default partitions and replication unless it exists, and
+/// says so at info when it did. A broker that does not create topics on first use would
+/// otherwise refuse every record of a worker whose output topic was never made.
+pub async fn create_missing(
+    config: &KafkaConfig,
+    topic: &str,
+    cleanup: Cleanup,
+) -> Result<(), StateError> {
     let error = |source| StateError::Create {
         topic: topic.to_owned(),
         source,
     };
     let admin: AdminClient<_> = client(config, &[]).create().map_err(error)?;
-    let new =
-        NewTopic::new(topic, -1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let mut new = NewTopic::new(topic, -1, TopicReplication::Fixed(-1));
+    if cleanup == Cleanup::Compact {
+        new = new.set("cleanup.policy", "compact");
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin.create_topics([&new], &options).await.map_err(error)?;
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => tracing::info!(topic, ?cleanup, "created the missing topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(error(KafkaError::AdminOp(code))),
         }
     }
@@ -427,5 +457,36 @@ fn apply<M: Message>(replica: &dyn Replica, message: &M) -> bool {
     match message.key() {
         Some(key) => replica.apply(key, message.payload()),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, value: Option<&str>) -> StateRecord {
+        StateRecord {
+            key: key.to_owned(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn latest_per_key_keeps_the_last_record_of_each_key_in_their_order() {
+        let records = vec![
+            record("P1", Some("a")),
+            record("P2", Some("b")),
+            record("P1", None),
+            record("P3", Some("c")),
+            record("P2", Some("d")),
+        ];
+        assert_eq!(
+            latest_per_key(records),
+            [
+                record("P1", None),
+                record("P3", Some("c")),
+                record("P2", Some("d"))
+            ]
+        );
     }
 }

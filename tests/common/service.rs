@@ -239,6 +239,28 @@ impl Service {
         }
     }
 
+    /// The first stderr line that contains `needle`, waiting for it at most `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| line.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no line with {needle:?} within {timeout:?}: {:?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends a signal to the service.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
