@@ -2,13 +2,15 @@
 //! run so that the ratio is not blurred by a noisy, shared machine.
 //!
 //! ```text
-//! cargo bench --bench throughput -- [EVENTS] [THREADS]
+//! cargo bench --bench throughput -- [EVENTS] [THREADS] [ROUNDS]
 //! ```
 //!
 //! Generates EVENTS (default 1,000,000) realistic events into `target/` (kept for reruns),
-//! then times (1) the ceiling, a bare decode-and-re-encode pass over the file, and (2) the
-//! full run with every check, both through the same pipeline and threads, writing to
-//! /dev/null. Reports events/s, peak RSS of each pass and the ratio of the two.
+//! then times, ROUNDS times (default 3) in turn, (1) the ceiling, a bare decode-and-re-encode
+//! pass over the file, and (2) the full run with every check, both through the same pipeline
+//! and threads, writing to /dev/null. Reports events/s and peak RSS of each pass, the ratio
+//! of each round, and the median ratio: alternating the two keeps a neighbour's burst of work
+//! from landing on one side of the ratio only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|a| a.parse().ok())
         .collect();
     let events = numbers.first().copied().unwrap_or(1_000_000);
+    let rounds = numbers.get(2).copied().unwrap_or(3).max(1);
     if let Some(&threads) = numbers.get(1) {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
@@ -42,26 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let input_bytes = std::fs::metadata(&input)?.len();
 
-    let rules = RuleSet::load(&root.join("rules"))?;
-    let moderator = Moderator::new(Arc::new(rules), 1 << 20)?;
+    let rules = Arc::new(RuleSet::load(&root.join("rules"))?);
     let sink = Output::Path(PathBuf::from("/dev/null"));
-
-    reset_peak_rss();
-    let ceiling = run_ceiling(&Input::Path(input.clone()), &sink)?;
-    reset_peak_rss();
-    let run = run_files(
-        &FileRun {
-            input: Input::Path(input.clone()),
-            output: sink.clone(),
-            dead_letter: sink,
-            batch_records: 2048,
-            batch_bytes: 32 * 1024 * 1024,
-            max_record_bytes: 1 << 20,
-            progress: false,
-            live: false,
-        },
-        &moderator,
-    )?;
 
     println!(
         "input: {} events, {:.0} MiB, {} threads",
@@ -69,15 +54,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         input_bytes as f64 / 1048576.0,
         rayon::current_num_threads()
     );
-    report("ceiling (decode + re-encode)", &ceiling);
-    report("run (decode + checks + decide + encode)", &run);
+    let mut ratios = Vec::new();
+    let mut runs = Vec::new();
+    for round in 1..=rounds {
+        reset_peak_rss();
+        let ceiling = run_ceiling(&Input::Path(input.clone()), &sink)?;
+        // A fresh state each round, so that no round meets the listings of the one before.
+        let moderator = Moderator::new(rules.clone(), 1 << 20)?;
+        reset_peak_rss();
+        let run = run_files(
+            &FileRun {
+                input: Input::Path(input.clone()),
+                output: sink.clone(),
+                dead_letter: sink.clone(),
+                batch_records: 2048,
+                batch_bytes: 32 * 1024 * 1024,
+                max_record_bytes: 1 << 20,
+                progress: false,
+                live: false,
+            },
+            &moderator,
+        )?;
+        println!("round {round}:");
+        report("  ceiling (decode + re-encode)", &ceiling);
+        report("  run (decode + checks + decide + encode)", &run);
+        let ratio = run.events_per_second / ceiling.events_per_second;
+        println!("  run / ceiling: {:.1} %", 100.0 * ratio);
+        ratios.push(ratio);
+        runs.push(run.events_per_second);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    println!("median run / ceiling: {:.1} %", 100.0 * median(&mut ratios));
     println!(
-        "run / ceiling: {:.1} %",
-        100.0 * run.events_per_second / ceiling.events_per_second
-    );
-    println!(
-        "run per thread: {:.0} events/s",
-        run.events_per_second / rayon::current_num_threads() as f64
+        "median run per thread: {:.0} events/s",
+        median(&mut runs) / rayon::current_num_threads() as f64
     );
     Ok(())
 }
