@@ -72,7 +72,7 @@ fn thresholds_find_the_copies_of_originals_and_keep_distinct_photos_apart() {
         .collect();
     // Listing images are indexed without mirror images or crops: a seller's re-encoded,
     // resized, framed or brightened copy is a duplicate, a cropped or mirrored one mostly not.
-    assert_eq!(found, [14, 14, 14, 13, 6, 0, 14, 14, 14, 6, 0]);
+    assert_eq!(found, [14, 14, 14, 12, 6, 0, 14, 14, 14, 6, 0]);
     assert_eq!(duplicate.false_matches, 0);
-    assert_eq!(duplicate.closest_distinct, 18);
+    assert_eq!(duplicate.closest_distinct, 20);
 }

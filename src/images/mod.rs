@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod hash;
 pub mod hasher;
 pub mod index;
+pub mod jpeg;
 pub mod log;
 pub mod state;
 
