@@ -135,12 +135,22 @@ impl Thumbnail {
 
 /// Decodes `bytes` into a thumbnail, within `limits`.
 pub fn decode_thumbnail(bytes: &[u8], limits: &DecodeLimits) -> Result<Thumbnail, DecodeError> {
+    Ok(decode_thumbnails(bytes, limits, &[0.0])?.swap_remove(0))
+}
+
+/// Decodes `bytes` into thumbnails with each of `insets` cut off every side of its content
+/// (see [`thumbnails_of`]), within `limits`.
+pub fn decode_thumbnails(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    insets: &[f64],
+) -> Result<Vec<Thumbnail>, DecodeError> {
     if let Some(grey) = decode_jpeg_grey(bytes, limits)? {
         let (width, height) = (grey.width() as usize, grey.height() as usize);
-        return Ok(thumbnails_of_grey(grey.as_raw(), width, height, &[0.0]).swap_remove(0));
+        return Ok(thumbnails_of_grey(grey.as_raw(), width, height, insets));
     }
     let image = decode_image(bytes, limits)?;
-    Ok(thumbnail_of(&image))
+    Ok(thumbnails_of(&image, insets))
 }
 
 pub(crate) fn check_size(
