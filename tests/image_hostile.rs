@@ -402,3 +402,62 @@ fn a_ycck_jpeg_comes_out_in_its_colours() {
     assert!((left - 76.0).abs() <= 6.0, "{left}");
     assert!((right - 29.0).abs() <= 6.0, "{right}");
 }
+
+#[test]
+fn a_jpeg_declaring_a_huge_canvas_is_refused_from_its_header() {
+    let mut jpeg = encode(
+        &DynamicImage::ImageRgb8(
+            image::open(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/images/camera.png"
+            ))
+            .unwrap()
+            .to_rgb8(),
+        ),
+        ImageFormat::Jpeg,
+    );
+    // The baseline frame header: FF C0, length (2), precision (1), height (2), width (2).
+    let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xea, 0x60, 0xea, 0x60]);
+    let err = fails_fast(&jpeg, "too_large");
+    assert_eq!(
+        err.to_string(),
+        "the image declares 60000×60000 pixels, over the limits (12000 pixels a side)"
+    );
+}
+
+#[test]
+fn a_progressive_jpeg_hashes_like_the_baseline_one() {
+    let camera = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/camera.png"
+    ))
+    .unwrap()
+    .to_rgb8();
+    let jpeg = |progressive: bool| {
+        let mut compressor = turbojpeg::Compressor::new().unwrap();
+        compressor.set_quality(85).unwrap();
+        compressor.set_progressive(progressive).unwrap();
+        compressor
+            .compress_to_vec(turbojpeg::Image {
+                pixels: camera.as_raw().as_slice(),
+                width: camera.width() as usize,
+                pitch: camera.width() as usize * 3,
+                height: camera.height() as usize,
+                format: turbojpeg::PixelFormat::RGB,
+            })
+            .unwrap()
+    };
+    let (baseline, progressive) = (jpeg(false), jpeg(true));
+    assert!(turbojpeg::read_header(&progressive).unwrap().is_progressive);
+    // Both take the fast path; the same coefficients give the same grey levels.
+    assert!(
+        loomguard::images::jpeg::decode_jpeg_grey(&progressive, &limits())
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        hash_bytes(&progressive, &limits()).unwrap(),
+        hash_bytes(&baseline, &limits()).unwrap()
+    );
+}
