@@ -14,6 +14,8 @@
 //! - [`fetch`]: bytes by URL (`https://`, `http://`, `file://` under a root), SSRF-safe,
 //!   with timeouts, a byte limit, bounded concurrency and a cache.
 //! - [`decode`]: bytes to a small greyscale picture, inside decoder limits.
+//! - [`jpeg`]: its fast path, a YCbCr or greyscale JPEG decoded by libjpeg-turbo to grey at
+//!   reduced scale.
 //! - [`hasher`]: fetch, decode and hash a batch's URLs, in parallel, with a cache.
 //! - [`hash`]: the 64-bit DCT perceptual hash, and the detection of low-detail images that
 //!   must never match.
