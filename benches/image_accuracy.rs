@@ -4,6 +4,10 @@
 //! ```text
 //! cargo bench --bench image_accuracy
 //! ```
+//!
+//! Last, the same infringement measure with the `image_hasher` crate's pHash (median of the
+//! 8 × 8 DCT) and its gradient hash, each indexed with mirror images and the same inset
+//! crops, for comparison with loomguard's own hash.
 
 #[path = "support/variants.rs"]
 mod variants;
@@ -70,7 +74,100 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", variants::report(&accuracy, threshold));
         }
     }
+    compare_image_hasher(&dir);
     Ok(())
+}
+
+/// Recall per transformation and false matches of `image_hasher`'s hashes used as
+/// loomguard's infringement index uses its own (the original, its mirror image, its inset
+/// crops and theirs), on the same listing JPEGs (decoded by the `image` crate).
+fn compare_image_hasher(dir: &Path) {
+    use image::DynamicImage;
+    use image_hasher::{HashAlg, HasherConfig};
+    use loomguard::images::decode::decode_image;
+    use loomguard::images::{DecodeLimits, ORIGINAL_INSETS};
+
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("the test photo directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "jpg")))
+        .collect();
+    paths.sort();
+    let inset = |image: &DynamicImage, share: f64| {
+        let (w, h) = (image.width(), image.height());
+        let (dx, dy) = ((f64::from(w) * share) as u32, (f64::from(h) * share) as u32);
+        image.crop_imm(dx, dy, w - 2 * dx, h - 2 * dy)
+    };
+    for (name, config) in [
+        (
+            "pHash (median, DCT)",
+            HasherConfig::new().hash_alg(HashAlg::Median).preproc_dct(),
+        ),
+        ("gradient", HasherConfig::new().hash_alg(HashAlg::Gradient)),
+    ] {
+        let hasher = config.hash_size(8, 8).to_hasher();
+        let hash = |image: &DynamicImage| hasher.hash_image(image);
+        let listing = |image: &DynamicImage| {
+            let bytes = variants::listing_jpeg(image);
+            hash(&image::load_from_memory(&bytes).expect("a listing JPEG decodes"))
+        };
+        let photos: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let bytes = std::fs::read(path).expect("a test photo");
+                let image = decode_image(&bytes, &DecodeLimits::default()).expect("decodes");
+                let mut bank = vec![hash(&image), hash(&image.fliph())];
+                for share in ORIGINAL_INSETS {
+                    let cropped = inset(&image, share);
+                    bank.push(hash(&cropped));
+                    bank.push(hash(&cropped.fliph()));
+                }
+                let copies: Vec<_> = std::iter::once(listing(&image))
+                    .chain(
+                        variants::TRANSFORMS
+                            .iter()
+                            .map(|t| listing(&variants::transform(&image, t))),
+                    )
+                    .collect();
+                (bank, copies)
+            })
+            .collect();
+        let near = |bank: &[image_hasher::ImageHash], copy: &image_hasher::ImageHash| {
+            bank.iter().map(|h| h.dist(copy)).min().unwrap_or(64)
+        };
+        for threshold in [8u32, 10, 12] {
+            let found: Vec<String> = variants::TRANSFORMS
+                .iter()
+                .enumerate()
+                .map(|(t, name)| {
+                    let n = photos
+                        .iter()
+                        .filter(|(bank, copies)| near(bank, &copies[t + 1]) <= threshold)
+                        .count();
+                    format!("{name} {n}/{}", photos.len())
+                })
+                .collect();
+            let (mut false_matches, mut pairs, mut closest) = (0, 0, u32::MAX);
+            for (a, (bank, _)) in photos.iter().enumerate() {
+                for (b, (_, copies)) in photos.iter().enumerate() {
+                    if a == b {
+                        continue;
+                    }
+                    for copy in copies {
+                        let d = near(bank, copy);
+                        pairs += 1;
+                        closest = closest.min(d);
+                        false_matches += usize::from(d <= threshold);
+                    }
+                }
+            }
+            println!(
+                "== image_hasher {name}, infringement use, threshold {threshold}: {}; \
+                 false matches {false_matches} of {pairs}, closest distinct {closest} bits",
+                found.join(", ")
+            );
+        }
+    }
 }
 
 fn uses(rules: &loomguard::rules::ImageRules) -> [(&'static str, variants::Use, u32); 2] {

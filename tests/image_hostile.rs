@@ -255,61 +255,77 @@ fn a_real_photo_hashes_the_same_every_time() {
     assert_eq!(a.hash.0.count_ones(), 32);
 }
 
+/// Whether `p` is within 8 levels of `want` in every channel.
+fn near(p: &image::Rgb<u8>, want: [u8; 3]) -> bool {
+    p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8)
+}
+
 #[test]
 fn a_cmyk_jpeg_comes_out_in_its_colours() {
     // Written by Pillow: Adobe CMYK, red (0, 255, 255, 0) left, blue (255, 255, 0, 0) right.
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
-    let image = loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
-        .unwrap()
-        .to_rgb8();
-    let near =
-        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
-    assert!(
-        near(image.get_pixel(5, 5), [255, 0, 0]),
-        "{:?}",
-        image.get_pixel(5, 5)
-    );
-    assert!(
-        near(image.get_pixel(60, 5), [0, 0, 255]),
-        "{:?}",
-        image.get_pixel(60, 5)
-    );
-    // The image crate's decoder agrees.
-    let full = decode_image(&bytes, &limits()).unwrap().to_rgb8();
-    assert!(
-        near(full.get_pixel(5, 5), [255, 0, 0]),
-        "{:?}",
-        full.get_pixel(5, 5)
-    );
+    let image = decode_image(&bytes, &limits()).unwrap().to_rgb8();
+    let (left, right) = (image.get_pixel(5, 5), image.get_pixel(60, 5));
+    assert!(near(left, [255, 0, 0]), "{left:?}");
+    assert!(near(right, [0, 0, 255]), "{right:?}");
 }
 
-#[test]
-fn scaled_jpeg_decoding_hashes_like_full_decoding() {
+/// Each test photo as a q75 JPEG (the `image` crate's encoder, YCbCr 4:2:0), with its name.
+fn photo_jpegs() -> Vec<(String, Vec<u8>)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
-    let mut farthest = 0;
+    let mut jpegs = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("png") {
             continue;
         }
         let image = image::open(&path).unwrap();
-        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
-        let scaled = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
-            &loomguard::images::decode::decode_jpeg_scaled(
-                &jpeg,
-                &limits(),
-                loomguard::images::decode::JPEG_MIN_SIDE,
-            )
-            .unwrap(),
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        jpegs.push((
+            name,
+            encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg),
         ));
-        let full = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
-            &decode_image(&jpeg, &limits()).unwrap(),
-        ));
-        farthest = farthest.max(scaled.hash.distance(full.hash));
     }
-    // 4 bits when the hash read plain averages; the quartiles the hash now clamps at move a
-    // little with any resample (6 bits measured), still half the duplicate threshold.
-    assert!(farthest <= 6, "{farthest}");
+    jpegs.sort();
+    jpegs
+}
+
+#[test]
+fn reduced_scale_grey_decoding_hashes_like_full_colour_decoding() {
+    // The worker decodes a YCbCr JPEG with libjpeg-turbo to grey at reduced scale; the `image`
+    // crate's full-scale RGB decoding, turned grey afterwards, must give nearly the same hash.
+    let mut farthest = (0, String::new());
+    for (name, jpeg) in photo_jpegs() {
+        let grey = loomguard::images::jpeg::decode_jpeg_grey(&jpeg, &limits())
+            .unwrap()
+            .expect("a YCbCr JPEG takes the fast path");
+        // Reduced to the least scale that keeps 256 pixels on the shorter side (the 512-px
+        // photos to 1/2, the 400 × 300 one to 7/8; page, 191 high, stays whole).
+        let rgb = decode_image(&jpeg, &limits()).unwrap();
+        let (short, full_short) = (
+            grey.width().min(grey.height()),
+            rgb.width().min(rgb.height()),
+        );
+        if full_short <= 256 {
+            assert_eq!(short, full_short, "{name}");
+        } else {
+            // At least 256, and one eighth less would fall under it.
+            assert!(short >= 256, "{name}: {short} of {full_short}");
+            assert!(
+                short < 256 + full_short.div_ceil(8),
+                "{name}: {short} of {full_short}"
+            );
+        }
+        let fast = hash_bytes(&jpeg, &limits()).unwrap();
+        let full =
+            loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(&rgb));
+        let distance = fast.hash.distance(full.hash);
+        if distance > farthest.0 {
+            farthest = (distance, name);
+        }
+    }
+    // The farthest is brick, a low-contrast texture, 4 bits off: well inside both thresholds.
+    assert_eq!(farthest, (4, "brick".to_owned()));
 }
 
 #[test]
@@ -339,37 +355,10 @@ fn a_webp_hashes_like_the_same_picture_in_png() {
 }
 
 #[test]
-fn luma_only_jpeg_decoding_hashes_like_rgb_decoding() {
-    // The worker decodes a YCbCr JPEG to its luma plane alone; the `image` crate's RGB
-    // decoding, turned grey afterwards, must give (nearly) the same hash.
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/images");
-    let mut farthest = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("png") {
-            continue;
-        }
-        let image = image::open(&path).unwrap();
-        let jpeg = encode(&DynamicImage::ImageRgb8(image.to_rgb8()), ImageFormat::Jpeg);
-        assert!(
-            loomguard::images::decode::decode_jpeg_luma(&jpeg, &limits())
-                .unwrap()
-                .is_some()
-        );
-        let luma = hash_bytes(&jpeg, &limits()).unwrap();
-        let rgb = loomguard::images::hash_thumbnail(&loomguard::images::decode::thumbnail_of(
-            &decode_image(&jpeg, &limits()).unwrap(),
-        ));
-        farthest = farthest.max(luma.hash.distance(rgb.hash));
-    }
-    assert!(farthest <= 2, "{farthest}");
-}
-
-#[test]
 fn a_cmyk_jpeg_is_left_to_the_colour_converting_decoder() {
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cmyk.jpg")).unwrap();
     assert_eq!(
-        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        loomguard::images::jpeg::decode_jpeg_grey(&bytes, &limits()),
         Ok(None)
     );
     // Red on the left, blue on the right: as grey levels, red is the lighter.
@@ -384,28 +373,24 @@ fn a_cmyk_jpeg_is_left_to_the_colour_converting_decoder() {
 #[test]
 fn a_ycck_jpeg_comes_out_in_its_colours() {
     // An Adobe YCCK JPEG (transform 2), 64×32: red on the left, blue on the right, no black
-    // ink. Made by writing the two colours' YCbCr levels and K = 0 as a four-channel JPEG with
-    // Pillow, then setting the Adobe segment's transform byte from 0 (CMYK) to 2 (YCCK).
+    // ink. Written by libjpeg-turbo 3.1 (TurboJPEG's compressor, given Adobe-style inverted
+    // CMYK pixels, writes YCCK by default, as Photoshop's CMYK JPEGs are); Pillow reads it as
+    // the same red and blue.
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ycck.jpg")).unwrap();
-    let near =
-        |p: &image::Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 8);
-    for (decoder, image) in [
-        ("image", decode_image(&bytes, &limits()).unwrap().to_rgb8()),
-        (
-            "jpeg-decoder",
-            loomguard::images::decode::decode_jpeg_scaled(&bytes, &limits(), 1024)
-                .unwrap()
-                .to_rgb8(),
-        ),
-    ] {
-        let (left, right) = (image.get_pixel(5, 5), image.get_pixel(60, 5));
-        assert!(near(left, [255, 0, 0]), "{decoder}: {left:?}");
-        assert!(near(right, [0, 0, 255]), "{decoder}: {right:?}");
-    }
-
-    // Not decoded to luma alone: its first channel is not the picture's grey.
+    let adobe = bytes.windows(5).position(|w| w == b"Adobe").unwrap();
     assert_eq!(
-        loomguard::images::decode::decode_jpeg_luma(&bytes, &limits()),
+        bytes[adobe + 11],
+        2,
+        "the Adobe segment's transform is YCCK"
+    );
+    let image = decode_image(&bytes, &limits()).unwrap().to_rgb8();
+    let (left, right) = (image.get_pixel(5, 5), image.get_pixel(60, 5));
+    assert!(near(left, [255, 0, 0]), "{left:?}");
+    assert!(near(right, [0, 0, 255]), "{right:?}");
+
+    // Not taken by the grey fast path: its first channel is not the picture's grey.
+    assert_eq!(
+        loomguard::images::jpeg::decode_jpeg_grey(&bytes, &limits()),
         Ok(None)
     );
     let thumbnail = decode_thumbnail(&bytes, &limits()).unwrap();
@@ -413,5 +398,66 @@ fn a_ycck_jpeg_comes_out_in_its_colours() {
         thumbnail.pixels[SIDE * 16 + 2],
         thumbnail.pixels[SIDE * 16 + 29],
     );
-    assert!(left > right + 20.0, "{left} {right}");
+    // Red is the lighter as grey levels: BT.601 gives 76 for red, 29 for blue.
+    assert!((left - 76.0).abs() <= 6.0, "{left}");
+    assert!((right - 29.0).abs() <= 6.0, "{right}");
+}
+
+#[test]
+fn a_jpeg_declaring_a_huge_canvas_is_refused_from_its_header() {
+    let mut jpeg = encode(
+        &DynamicImage::ImageRgb8(
+            image::open(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/images/camera.png"
+            ))
+            .unwrap()
+            .to_rgb8(),
+        ),
+        ImageFormat::Jpeg,
+    );
+    // The baseline frame header: FF C0, length (2), precision (1), height (2), width (2).
+    let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xea, 0x60, 0xea, 0x60]);
+    let err = fails_fast(&jpeg, "too_large");
+    assert_eq!(
+        err.to_string(),
+        "the image declares 60000×60000 pixels, over the limits (12000 pixels a side)"
+    );
+}
+
+#[test]
+fn a_progressive_jpeg_hashes_like_the_baseline_one() {
+    let camera = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/camera.png"
+    ))
+    .unwrap()
+    .to_rgb8();
+    let jpeg = |progressive: bool| {
+        let mut compressor = turbojpeg::Compressor::new().unwrap();
+        compressor.set_quality(85).unwrap();
+        compressor.set_progressive(progressive).unwrap();
+        compressor
+            .compress_to_vec(turbojpeg::Image {
+                pixels: camera.as_raw().as_slice(),
+                width: camera.width() as usize,
+                pitch: camera.width() as usize * 3,
+                height: camera.height() as usize,
+                format: turbojpeg::PixelFormat::RGB,
+            })
+            .unwrap()
+    };
+    let (baseline, progressive) = (jpeg(false), jpeg(true));
+    assert!(turbojpeg::read_header(&progressive).unwrap().is_progressive);
+    // Both take the fast path; the same coefficients give the same grey levels.
+    assert!(
+        loomguard::images::jpeg::decode_jpeg_grey(&progressive, &limits())
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        hash_bytes(&progressive, &limits()).unwrap(),
+        hash_bytes(&baseline, &limits()).unwrap()
+    );
 }

@@ -8,9 +8,12 @@ use std::path::Path;
 
 use image::imageops::FilterType;
 use image::{DynamicImage, Rgba, RgbaImage};
-use loomguard::images::decode::{decode_image, thumbnail_of};
+use loomguard::images::decode::{decode_image, thumbnails_of};
+use loomguard::images::hash::hash_only;
+use loomguard::images::state::IndexedImage;
 use loomguard::images::{
     hash_bytes, hash_thumbnail, original_hashes, DecodeLimits, ImageHash, Perceptual,
+    ORIGINAL_INSETS,
 };
 
 /// The transformations, in report order.
@@ -170,9 +173,25 @@ fn hash_listing(image: &DynamicImage, how: Listing) -> Perceptual {
     let limits = DecodeLimits::default();
     match how {
         Listing::Worker => hash_bytes(&bytes, &limits).expect("a listing JPEG hashes"),
-        Listing::ImageCrate => hash_thumbnail(&thumbnail_of(
-            &decode_image(&bytes, &limits).expect("a listing JPEG decodes"),
-        )),
+        Listing::ImageCrate => {
+            let decoded = decode_image(&bytes, &limits).expect("a listing JPEG decodes");
+            let thumbnails =
+                thumbnails_of(&decoded, &[0.0, ORIGINAL_INSETS[0], ORIGINAL_INSETS[1]]);
+            let mut picture = hash_thumbnail(&thumbnails[0]);
+            picture.crops = Some([hash_only(&thumbnails[1]), hash_only(&thumbnails[2])]);
+            picture
+        }
+    }
+}
+
+/// A listing-side picture as the duplicate check holds it.
+fn indexed(picture: &Perceptual) -> IndexedImage {
+    IndexedImage {
+        hash: picture.hash,
+        mirrored: Some(picture.mirrored),
+        crops: picture.crops.map(Vec::from).unwrap_or_default(),
+        matchable: true,
+        ..IndexedImage::default()
     }
 }
 
@@ -234,7 +253,9 @@ pub struct Accuracy {
 }
 
 /// The two uses of a threshold: a listing image against protected originals (indexed with
-/// their mirror images and inset crops), or against other listings' images (plain hashes).
+/// their mirror images and inset crops), or against another listing's image (each picture
+/// and its mirror image against the other and its inset crops, both ways:
+/// [`IndexedImage::duplicate_distance`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
     Infringement,
@@ -259,7 +280,7 @@ pub fn measure(
             .map(|h| h.distance(copy.hash))
             .min()
             .unwrap_or(64),
-        Use::Duplicate => photo.original.hash.distance(copy.hash),
+        Use::Duplicate => indexed(&photo.original).duplicate_distance(&indexed(copy)),
     };
     let variant = |p: &Photo, t: &str| {
         p.variants
@@ -318,7 +339,7 @@ pub fn measure(
                     pairs += 1;
                     let d = match against {
                         Use::Infringement => near(a, &copy),
-                        Use::Duplicate => target.hash.distance(copy.hash),
+                        Use::Duplicate => indexed(target).duplicate_distance(&indexed(&copy)),
                     };
                     closest = closest.min(d);
                     if d <= threshold {

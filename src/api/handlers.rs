@@ -478,9 +478,8 @@ pub async fn listing_images(
             let (duplicates, infringes): (Vec<Value>, Vec<Value>) = if image.matchable {
                 (
                     index
-                        .listings_near(image.hash, rules.duplicate_distance)
+                        .seller_duplicates(&live.seller, &id, image, rules.duplicate_distance)
                         .iter()
-                        .filter(|m| m.seller == live.seller && m.listing != id)
                         .map(listing_match_json)
                         .collect(),
                     index

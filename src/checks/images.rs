@@ -263,12 +263,15 @@ impl ImageCheck {
         for (number, image) in inspection.images.iter().enumerate() {
             let Ok(hash) = &image.result else { continue };
             let matchable = self.matchable(hash);
-            indexed.push(IndexedImage {
+            let this = IndexedImage {
                 url: image.url.clone(),
                 hash: hash.hash,
+                mirrored: Some(hash.mirrored),
+                crops: hash.crops.map(Vec::from).unwrap_or_default(),
                 matchable,
-            });
+            };
             if !matchable {
+                indexed.push(this);
                 continue;
             }
             let field = |kind| {
@@ -300,9 +303,10 @@ impl ImageCheck {
 
             let duplicate = self.rules.load().0.duplicate_distance;
             let earlier = state
-                .listings_near(hash.hash, duplicate)
+                .seller_duplicates(&event.seller.id, &listing.id, &this, duplicate)
                 .into_iter()
-                .find(|m| m.seller == event.seller.id && m.listing != listing.id);
+                .next();
+            indexed.push(this);
             if let Some(earlier) = earlier {
                 if let Some(mut finding) = field(Kind::DuplicateImage) {
                     finding.evidence = Some(duplicate_evidence(&earlier, duplicate, hash));

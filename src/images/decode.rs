@@ -9,22 +9,15 @@
 //! What is left is averaged down to [`SIDE`] × [`SIDE`] grey levels.
 //!
 //! Nearly every listing photo is a YCbCr JPEG, and the hash reads grey levels only: such a
-//! JPEG is decoded straight to its luma plane with zune-jpeg, so its chroma is entropy-decoded
-//! (the bitstream demands it) but never transformed, upsampled or colour-converted. CMYK,
-//! YCCK and RGB JPEGs, and every other format, take the `image` crate's path.
-//!
-//! [`decode_jpeg_scaled`] decodes a JPEG at reduced scale with `jpeg-decoder`'s scaled IDCT
-//! (CMYK and YCCK turned into RGB here); it is kept for comparison, not used on the worker's
-//! path: on listing-size JPEGs it was slower at 1/8 scale than zune-jpeg's luma-only decoding
-//! at full scale (`cargo bench --bench images`), since entropy decoding, which no scale
-//! skips, is most of the work and zune-jpeg's is the faster.
+//! JPEG takes the fast path of [`super::jpeg`], decoded by libjpeg-turbo to grey at reduced
+//! scale. CMYK, YCCK, RGB and lossless JPEGs, a JPEG libjpeg-turbo has a complaint about, and
+//! every other format take the `image` crate's path.
 
 use std::io::Cursor;
 
-use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader};
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use super::jpeg::decode_jpeg_grey;
 
 /// Width and height of the thumbnail the hash reads.
 pub const SIDE: usize = 32;
@@ -140,75 +133,31 @@ impl Thumbnail {
     }
 }
 
-/// Shortest side a JPEG is decoded to at least: four pixels per thumbnail cell, so that the
-/// cells still average several pixels each.
-pub const JPEG_MIN_SIDE: u16 = (4 * SIDE) as u16;
-
 /// Decodes `bytes` into a thumbnail, within `limits`.
 pub fn decode_thumbnail(bytes: &[u8], limits: &DecodeLimits) -> Result<Thumbnail, DecodeError> {
-    if let Some(grey) = decode_jpeg_luma(bytes, limits)? {
-        let (width, height) = (grey.width() as usize, grey.height() as usize);
-        return Ok(thumbnails_of_grey(grey.as_raw(), width, height, &[0.0]).swap_remove(0));
-    }
-    let image = decode_image(bytes, limits)?;
-    Ok(thumbnail_of(&image))
+    Ok(decode_thumbnails(bytes, limits, &[0.0])?.swap_remove(0))
 }
 
-/// Decodes a YCbCr or greyscale JPEG to its luma plane, upright, within `limits`; `None` for
-/// anything else (another format, or a JPEG in CMYK, YCCK or RGB), which is left to
-/// [`decode_image`].
-pub fn decode_jpeg_luma(
+/// Decodes `bytes` into thumbnails with each of `insets` cut off every side of its content
+/// (see [`thumbnails_of`]), within `limits`.
+pub fn decode_thumbnails(
     bytes: &[u8],
     limits: &DecodeLimits,
-) -> Result<Option<GrayImage>, DecodeError> {
-    if !bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        return Ok(None);
+    insets: &[f64],
+) -> Result<Vec<Thumbnail>, DecodeError> {
+    if let Some(grey) = decode_jpeg_grey(bytes, limits)? {
+        let (width, height) = (grey.width() as usize, grey.height() as usize);
+        return Ok(thumbnails_of_grey(grey.as_raw(), width, height, insets));
     }
-    let corrupt = |err: zune_jpeg::errors::DecodeErrors| DecodeError::Corrupt(err.to_string());
-    // Lenient like the `image` crate's own use of zune-jpeg: a truncated scan decodes what it
-    // has (grey below) rather than failing. The sides are checked against `limits` below, by
-    // the same function as every other format's; a JPEG side never exceeds u16::MAX.
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX))
-        .jpeg_set_out_colorspace(ColorSpace::Luma);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(corrupt)?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    check_size(width, height, limits)?;
-    if !matches!(
-        decoder.input_colorspace(),
-        Some(ColorSpace::YCbCr | ColorSpace::Luma)
-    ) {
-        return Ok(None);
-    }
-    if u64::from(width) * u64::from(height) > limits.max_alloc_bytes {
-        return Err(DecodeError::OverMemoryLimit(format!(
-            "{width}×{height} grey levels over {} bytes",
-            limits.max_alloc_bytes
-        )));
-    }
-
-    let pixels = decoder.decode().map_err(corrupt)?;
-    let mut grey = DynamicImage::ImageLuma8(
-        GrayImage::from_raw(width, height, pixels)
-            .ok_or_else(|| DecodeError::Corrupt("fewer pixels than the header declares".into()))?,
-    );
-    // A broken EXIF block only loses the orientation.
-    if let Some(orientation) = decoder
-        .exif()
-        .and_then(|exif| image::metadata::Orientation::from_exif_chunk(exif))
-    {
-        grey.apply_orientation(orientation);
-    }
-    Ok(Some(grey.into_luma8()))
+    let image = decode_image(bytes, limits)?;
+    Ok(thumbnails_of(&image, insets))
 }
 
-fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
+pub(crate) fn check_size(
+    width: u32,
+    height: u32,
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
     let too_large = |limit: String| DecodeError::TooLarge {
         width,
         height,
@@ -228,82 +177,6 @@ fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), Deco
         });
     }
     Ok(())
-}
-
-/// Decodes a JPEG at the smallest scale whose shorter side is still `min_side` (or the whole
-/// picture, when it is smaller), upright.
-pub fn decode_jpeg_scaled(
-    bytes: &[u8],
-    limits: &DecodeLimits,
-    min_side: u16,
-) -> Result<DynamicImage, DecodeError> {
-    let corrupt = |err: jpeg_decoder::Error| DecodeError::Corrupt(err.to_string());
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(
-        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
-    );
-    decoder.read_info().map_err(corrupt)?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    check_size(width, height, limits)?;
-
-    // `scale` picks the smallest of 1/8, 1/4, 1/2, 1 that is at least the size asked for;
-    // asking for `min_side` on the shorter side keeps the aspect.
-    let short = width.min(height).max(1);
-    let ask = |side: u32| -> u16 {
-        let scaled = u64::from(side) * u64::from(min_side) / u64::from(short);
-        u16::try_from(scaled.max(1)).unwrap_or(u16::MAX)
-    };
-    let (w, h) = decoder.scale(ask(width), ask(height)).map_err(corrupt)?;
-    let pixels = decoder.decode().map_err(|err| match err {
-        jpeg_decoder::Error::Format(message) if message.contains("buffer") => {
-            DecodeError::OverMemoryLimit(message)
-        }
-        other => corrupt(other),
-    })?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
-    let image = match format {
-        jpeg_decoder::PixelFormat::L8 => {
-            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
-        }
-        jpeg_decoder::PixelFormat::L16 => {
-            // Big-endian samples: the high byte is the grey level to 8 bits.
-            let grey: Vec<u8> = pixels.chunks_exact(2).map(|p| p[0]).collect();
-            image::GrayImage::from_raw(w, h, grey).map(DynamicImage::ImageLuma8)
-        }
-        jpeg_decoder::PixelFormat::RGB24 => {
-            image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
-        }
-        jpeg_decoder::PixelFormat::CMYK32 => {
-            image::RgbImage::from_raw(w, h, cmyk_to_rgb(&pixels)).map(DynamicImage::ImageRgb8)
-        }
-    }
-    .ok_or_else(|| DecodeError::Corrupt("fewer pixels than the header declares".into()))?;
-
-    let mut image = image;
-    // A broken EXIF block only loses the orientation.
-    if let Some(orientation) = decoder
-        .exif_data()
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-    {
-        image.apply_orientation(orientation);
-    }
-    Ok(image)
-}
-
-/// Ink amounts (0 none, 255 full; `jpeg-decoder` has undone Adobe's inversion) to RGB.
-fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
-    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
-    for p in cmyk.chunks_exact(4) {
-        let k = 255 - u32::from(p[3]);
-        for &ink in &p[..3] {
-            rgb.push(((255 - u32::from(ink)) * k / 255) as u8);
-        }
-    }
-    rgb
 }
 
 /// The thumbnail of a decoded image.

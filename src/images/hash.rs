@@ -22,7 +22,7 @@ const FREQUENCIES: usize = 9;
 
 /// A 64-bit perceptual hash; two hashes' Hamming distance measures how different two
 /// pictures look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageHash(pub u64);
 
 impl ImageHash {
@@ -84,6 +84,9 @@ pub enum Detail {
 pub struct Perceptual {
     pub hash: ImageHash,
     pub mirrored: ImageHash,
+    /// Hashes of the picture with [`super::ORIGINAL_INSETS`] cut off each side, when it was
+    /// hashed from its bytes: what the duplicate check compares a cropped copy with.
+    pub crops: Option<[ImageHash; 2]>,
     /// Standard deviation of the thumbnail's grey levels.
     pub spread: f32,
     /// Share of neighbouring thumbnail pixels (across and down) that differ by more than
@@ -112,9 +115,15 @@ pub fn hash_thumbnail(thumbnail: &Thumbnail) -> Perceptual {
     Perceptual {
         hash: dct_hash(&thumbnail.clamped),
         mirrored: dct_hash(&thumbnail.mirrored().clamped),
+        crops: None,
         spread: spread(&thumbnail.pixels),
         edges: edges(&thumbnail.pixels),
     }
+}
+
+/// The hash of a thumbnail alone, without its mirror image or detail measures.
+pub fn hash_only(thumbnail: &Thumbnail) -> ImageHash {
+    dct_hash(&thumbnail.clamped)
 }
 
 /// `cos(π (2x + 1) u / 2N)` for u in 0..FREQUENCIES, x in 0..SIDE.

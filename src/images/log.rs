@@ -146,6 +146,7 @@ mod tests {
                 url: format!("file:///{id}.jpg"),
                 hash: ImageHash(hash),
                 matchable: true,
+                ..IndexedImage::default()
             }],
             at: "t".into(),
         };

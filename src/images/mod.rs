@@ -14,6 +14,8 @@
 //! - [`fetch`]: bytes by URL (`https://`, `http://`, `file://` under a root), SSRF-safe,
 //!   with timeouts, a byte limit, bounded concurrency and a cache.
 //! - [`decode`]: bytes to a small greyscale picture, inside decoder limits.
+//! - [`jpeg`]: its fast path, a YCbCr or greyscale JPEG decoded by libjpeg-turbo to grey at
+//!   reduced scale.
 //! - [`hasher`]: fetch, decode and hash a batch's URLs, in parallel, with a cache.
 //! - [`hash`]: the 64-bit DCT perceptual hash, and the detection of low-detail images that
 //!   must never match.
@@ -26,14 +28,16 @@ pub mod fetch;
 pub mod hash;
 pub mod hasher;
 pub mod index;
+pub mod jpeg;
 pub mod log;
 pub mod state;
 
-pub use decode::{decode_thumbnail, DecodeError, DecodeLimits, Thumbnail};
+pub use decode::{decode_thumbnail, decode_thumbnails, DecodeError, DecodeLimits, Thumbnail};
 pub use hash::{hash_thumbnail, Detail, ImageHash, Perceptual};
 
-/// Insets (a share of each side) at which a protected original is also indexed, so that a
-/// copy cropped by up to about twice the largest still matches one of them.
+/// Insets (a share of each side) at which a protected original is also indexed, and a listing
+/// image's crops are hashed, so that a copy cropped by up to about twice the largest still
+/// matches one of them.
 pub const ORIGINAL_INSETS: [f64; 2] = [0.025, 0.05];
 
 /// A protected original's hashes: the picture's own, and those of its inset crops and their
@@ -69,8 +73,18 @@ pub fn hash_original_bytes(
     Ok(original_hashes(&image))
 }
 
-/// Hashes image bytes: decode within `limits`, then the perceptual hash of the result.
+/// Hashes image bytes: decode within `limits`, then the perceptual hash of the result and of
+/// its inset crops ([`ORIGINAL_INSETS`]).
 pub fn hash_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Perceptual, DecodeError> {
-    let thumbnail = decode_thumbnail(bytes, limits)?;
-    Ok(hash_thumbnail(&thumbnail))
+    let thumbnails = decode::decode_thumbnails(
+        bytes,
+        limits,
+        &[0.0, ORIGINAL_INSETS[0], ORIGINAL_INSETS[1]],
+    )?;
+    let mut picture = hash_thumbnail(&thumbnails[0]);
+    picture.crops = Some([
+        hash::hash_only(&thumbnails[1]),
+        hash::hash_only(&thumbnails[2]),
+    ]);
+    Ok(picture)
 }

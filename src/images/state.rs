@@ -5,7 +5,7 @@
 //! the complaint API reads it and registers originals. Every change is a [`LogRecord`], so
 //! the state is exactly what replaying the image index log ([`super::log`]) gives.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,12 +47,39 @@ pub enum LogRecord {
 }
 
 /// A hashed listing image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IndexedImage {
     pub url: String,
     pub hash: ImageHash,
+    /// The hash of its mirror image (absent from records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrored: Option<ImageHash>,
+    /// The hashes of its centred inset crops ([`crate::images::ORIGINAL_INSETS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crops: Vec<ImageHash>,
     /// False for blank and low-detail images: kept for the record, never matched.
     pub matchable: bool,
+}
+
+impl IndexedImage {
+    /// How near two listing images come as the duplicate check sees them: the least distance
+    /// between either picture (or its mirror image) and the other picture or one of its
+    /// inset crops. So a copy mirrored, or cropped by up to about twice the largest inset,
+    /// comes as near as a re-encoded one, whichever of the two was listed first.
+    pub fn duplicate_distance(&self, other: &IndexedImage) -> u32 {
+        let one_way = |a: &IndexedImage, b: &IndexedImage| {
+            std::iter::once(a.hash)
+                .chain(a.mirrored)
+                .flat_map(|q| {
+                    std::iter::once(b.hash)
+                        .chain(b.crops.iter().copied())
+                        .map(move |h| q.distance(h))
+                })
+                .min()
+                .unwrap_or(64)
+        };
+        one_way(self, other).min(one_way(other, self))
+    }
 }
 
 /// A listing image near a query.
@@ -127,6 +154,8 @@ pub struct ImageState {
     /// Entry → (listing id, image number).
     listing_entries: HashMap<EntryId, (String, usize)>,
     listings: HashMap<String, LiveListing>,
+    /// Seller → their live listings with indexed images, for the duplicate check.
+    seller_listings: HashMap<String, BTreeSet<String>>,
     original_index: HammingIndex,
     /// Entry → (complaint id, original number, through the mirror image).
     original_entries: HashMap<EntryId, (String, usize, bool)>,
@@ -207,6 +236,10 @@ impl ImageState {
                 entries.push(entry);
             }
         }
+        self.seller_listings
+            .entry(seller.to_owned())
+            .or_default()
+            .insert(listing.to_owned());
         self.listings.insert(
             listing.to_owned(),
             LiveListing {
@@ -222,6 +255,12 @@ impl ImageState {
     /// Takes a listing's images out of the index.
     pub fn remove_listing(&mut self, listing: &str) {
         if let Some(live) = self.listings.remove(listing) {
+            if let Some(listings) = self.seller_listings.get_mut(&live.seller) {
+                listings.remove(listing);
+                if listings.is_empty() {
+                    self.seller_listings.remove(&live.seller);
+                }
+            }
             for entry in live.entries {
                 self.listing_index.remove(entry);
                 self.listing_entries.remove(&entry);
@@ -299,6 +338,44 @@ impl ImageState {
             .collect()
     }
 
+    /// The images of `seller`'s other live listings within `radius` of `image` by
+    /// [`IndexedImage::duplicate_distance`], nearest first (then by listing id). A seller's
+    /// listings are compared one by one: sellers list thousands of products, not millions,
+    /// and mirror images and crops compared both ways are no single index query.
+    pub fn seller_duplicates(
+        &self,
+        seller: &str,
+        listing: &str,
+        image: &IndexedImage,
+        radius: u32,
+    ) -> Vec<ListingMatch> {
+        let Some(listings) = self.seller_listings.get(seller) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for id in listings.iter().filter(|id| id.as_str() != listing) {
+            let Some(live) = self.listings.get(id) else {
+                continue;
+            };
+            for other in live.images.iter().filter(|i| i.matchable) {
+                let distance = image.duplicate_distance(other);
+                if distance <= radius {
+                    found.push(ListingMatch {
+                        listing: id.clone(),
+                        seller: live.seller.clone(),
+                        url: other.url.clone(),
+                        hash: other.hash,
+                        distance,
+                        first_seen: live.first_seen.clone(),
+                    });
+                }
+            }
+        }
+        // Stable: equal distances keep the listings' id order.
+        found.sort_by_key(|m| m.distance);
+        found
+    }
+
     /// Protected originals within `radius` of `hash`, nearest first, one per original.
     pub fn originals_near(&self, hash: ImageHash, radius: u32) -> Vec<OriginalMatch> {
         let mut found: Vec<OriginalMatch> = Vec::new();
@@ -340,7 +417,56 @@ mod tests {
             url: url.to_owned(),
             hash: ImageHash(hash),
             matchable: true,
+            ..IndexedImage::default()
         }
+    }
+
+    #[test]
+    fn a_duplicate_is_found_through_a_mirror_image_or_a_crop_either_way() {
+        let picture = IndexedImage {
+            url: "a".into(),
+            hash: ImageHash(0xffff_0000_0000_0000),
+            mirrored: Some(ImageHash(0x0000_ffff_0000_0000)),
+            crops: vec![
+                ImageHash(0x0000_0000_ffff_0000),
+                ImageHash(0x0000_0000_0000_ffff),
+            ],
+            matchable: true,
+        };
+        // The mirror image of the picture, listed later: its hash is the picture's mirrored one.
+        let mirror = IndexedImage {
+            hash: ImageHash(0x0000_ffff_0000_0001),
+            ..image("b", 0)
+        };
+        assert_eq!(mirror.duplicate_distance(&picture), 1);
+        assert_eq!(picture.duplicate_distance(&mirror), 1);
+        // A crop of the picture, as near to its second inset crop, either way round.
+        let crop = image("c", 0x0000_0000_0000_fff0);
+        assert_eq!(crop.duplicate_distance(&picture), 4);
+        assert_eq!(picture.duplicate_distance(&crop), 4);
+        // Crops are not compared with crops: two pictures alike only there stay apart.
+        let other = IndexedImage {
+            crops: vec![ImageHash(0x0000_0000_ffff_0000)],
+            ..image("d", 0xaaaa_aaaa_aaaa_aaaa)
+        };
+        assert_eq!(other.duplicate_distance(&picture), 32);
+
+        let mut state = ImageState::new();
+        state.upsert_listing("P1", "S1", None, vec![picture], "t1");
+        state.upsert_listing(
+            "P2",
+            "S2",
+            None,
+            vec![image("e", 0xffff_0000_0000_0000)],
+            "t2",
+        );
+        let found = state.seller_duplicates("S1", "P9", &crop, 10);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].listing.as_str(), found[0].distance), ("P1", 4));
+        // Another seller's identical picture is no duplicate, nor is the listing itself.
+        assert!(state.seller_duplicates("S1", "P1", &crop, 10).is_empty());
+        state.remove_listing("P1");
+        assert!(state.seller_duplicates("S1", "P9", &crop, 10).is_empty());
     }
 
     #[test]

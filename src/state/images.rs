@@ -97,6 +97,7 @@ mod tests {
                 url: format!("file:///{id}.jpg"),
                 hash: ImageHash(hash),
                 matchable: true,
+                ..IndexedImage::default()
             }],
             at: "t".into(),
         }
