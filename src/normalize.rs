@@ -58,9 +58,10 @@ impl Normalized {
 
     /// Appends the normal form of a character from its code ([`CharTable::get`]) when it is not
     /// the folded character, what [`Normalizer::normalize_into`] does for such a character,
-    /// for a caller that walks the characters anyway; `pushed` sees every character appended.
+    /// for a caller that walks the characters anyway; `pushed` sees every character appended,
+    /// with the length of the text once it is.
     #[inline]
-    pub(crate) fn push_normal(&mut self, code: u32, mut pushed: impl FnMut(char)) {
+    pub(crate) fn push_normal(&mut self, code: u32, mut pushed: impl FnMut(char, usize)) {
         if code & 3 != NORMAL_NUMBER {
             return;
         }
@@ -68,8 +69,14 @@ impl Normalized {
         let tens = (value >= 10).then(|| char::from(b'0' + value / 10));
         for digit in tens.into_iter().chain([char::from(b'0' + value % 10)]) {
             self.text.push(digit);
-            pushed(digit);
+            pushed(digit, self.text.len());
         }
+    }
+
+    /// Length of the text in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
     }
 
     /// Maps `text[byte_start..byte_end]` (a non-empty match inside the normalised text of

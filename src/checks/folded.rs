@@ -15,10 +15,9 @@
 
 use std::cell::OnceCell;
 
+use super::charmap::CharMap;
 use super::duplicates::{Shingles, SketchBuilder};
-use daachorse::charwise::iter::FindOverlappingStepper;
-
-use super::patterns::{Patterns, PatternsBuilder};
+use super::patterns::{Patterns, PatternsBuilder, Stepper};
 use super::terms::TermStepper;
 use super::BuildError;
 use crate::normalize::{char_table, Normalized, NORMAL_IS_FOLDED};
@@ -59,22 +58,26 @@ impl Folded {
         let mut words = lexicon.patterns.stepper();
         for c in original.chars() {
             let (folded, _) = table.get(c);
-            self.push(folded, lexicon, words.as_mut());
+            let code = lexicon.patterns.code(folded);
+            self.push(folded, code, lexicon, words.as_mut());
         }
         self.finish();
     }
 
-    /// [`Folded::fold`], and in the same pass the normal form of `original` into `normalized`,
+    /// [`Folded::fold`] through the rule set's character table `chars` (built for
+    /// `lexicon`), and in the same pass the normal form of `original` into `normalized`,
     /// stepped through the term automaton `terms` and fed to the duplicate check's
     /// `shingles` of `sketch` as it is made: the title and description are read once for every
     /// check.
     ///
     /// Written out rather than through closures: this loop runs for every character of every
     /// listing, and the compiler does not inline a closure per character into it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn fold_normalizing(
         &mut self,
         original: &str,
         lexicon: &Lexicon,
+        chars: &CharMap,
         normalized: &mut Normalized,
         terms: &mut TermStepper<'_>,
         shingles: &mut Shingles,
@@ -82,19 +85,18 @@ impl Folded {
     ) {
         self.clear(original.len());
         normalized.clear(original.len());
-        let table = char_table();
         let mut words = lexicon.patterns.stepper();
         for c in original.chars() {
-            let (folded, code) = table.get(c);
-            self.push(folded, lexicon, words.as_mut());
-            if code == NORMAL_IS_FOLDED {
+            let info = chars.get(c);
+            self.push(info.folded, info.word, lexicon, words.as_mut());
+            if info.normal == NORMAL_IS_FOLDED {
                 // The normal form is the folded character: nearly every character of a text.
-                normalized.push(folded);
-                terms.consume(folded);
-                shingles.push(folded, sketch);
+                normalized.push(info.folded);
+                terms.consume(info.term, normalized.len());
+                shingles.push(info.folded, sketch);
             } else {
-                normalized.push_normal(code, |n| {
-                    terms.consume(n);
+                normalized.push_normal(info.normal, |n, end| {
+                    terms.consume(chars.digit(n), end);
                     shingles.push(n, sketch);
                 });
             }
@@ -110,22 +112,25 @@ impl Folded {
         self.chars.reserve(capacity);
     }
 
-    /// Appends one folded character and records the lexicon words that end with it.
+    /// Appends one folded character, whose code in the lexicon's automaton is `code`, and
+    /// records the lexicon words that end with it.
     #[inline(always)]
     fn push(
         &mut self,
         folded: char,
+        code: u32,
         lexicon: &Lexicon,
-        words: Option<&mut FindOverlappingStepper<'_, u32>>,
+        words: Option<&mut Stepper<'_>>,
     ) {
         self.chars.push(folded);
         let Some(words) = words else {
             return;
         };
-        words.consume(folded);
+        if !words.consume(code) {
+            return;
+        }
         let end = self.chars.len() as u32;
-        for found in words.matches() {
-            let pattern = found.value();
+        for pattern in words.matches() {
             self.occurrences.push(Occurrence {
                 start: end - lexicon.patterns.chars(pattern),
                 end,
@@ -261,6 +266,13 @@ impl Words {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+impl Lexicon {
+    /// The automaton of every list, for the rule set's character table.
+    pub(crate) fn patterns(&self) -> &Patterns<u32> {
+        &self.patterns
     }
 }
 

@@ -27,6 +27,7 @@
 //! by character ([`folded`]), which keeps the spaces and symbols that normalising drops.
 
 pub mod category;
+mod charmap;
 pub mod composition;
 pub mod contact;
 pub mod duplicates;
@@ -63,6 +64,8 @@ pub struct Checks {
     fibres: composition::parse::CompositionParser,
     /// The word lists of `contact`, `products` and `fibres`, read in one pass per field.
     lexicon: Lexicon,
+    /// What the title and description pass reads of each character.
+    chars: charmap::CharMap,
     duplicates: DuplicateRules,
 }
 
@@ -108,8 +111,11 @@ impl Checks {
         let products =
             product::ProductNouns::new(&rules.taxonomy, &rules.title.intent, &mut lexicon)?;
         let fibres = composition::parse::CompositionParser::new(&rules.composition, &mut lexicon);
+        let lexicon = lexicon.build()?;
+        let terms = TermMatcher::new(&rules.terms)?;
         Ok(Checks {
-            terms: TermMatcher::new(&rules.terms)?,
+            chars: terms.char_map(&lexicon),
+            terms,
             listing: rules.listing.clone(),
             price: price::PriceCheck::new(&rules.prices),
             contact,
@@ -117,7 +123,7 @@ impl Checks {
             products,
             composition: rules.composition.clone(),
             fibres,
-            lexicon: lexicon.build()?,
+            lexicon,
             duplicates: rules.duplicates.clone(),
         })
     }
@@ -163,6 +169,7 @@ impl Checks {
                     folded.fold_normalizing(
                         text,
                         &self.lexicon,
+                        &self.chars,
                         normalized,
                         &mut terms,
                         &mut shingles,

@@ -10,7 +10,7 @@
 //! and each pack picks its own leftmost-longest matches from them, as if it had an automaton of
 //! its own.
 
-use super::patterns::{Patterns, PatternsBuilder};
+use super::patterns::{Patterns, PatternsBuilder, Stepper};
 use super::{BuildError, Scratch};
 use crate::contract::{FieldName, Finding, Kind, ListingEvent};
 use crate::normalize::{Normalized, Normalizer};
@@ -79,24 +79,29 @@ pub(crate) struct Occurrence {
 /// The term automaton stepped one normalised character at a time, for a caller that makes the
 /// normalised text character by character anyway ([`crate::checks::folded::Folded::fold_normalizing`]).
 pub(crate) struct TermStepper<'a> {
-    stepper: Option<daachorse::charwise::iter::FindOverlappingStepper<'a, u32>>,
+    stepper: Option<Stepper<'a>>,
+    patterns: &'a Patterns<Entry>,
     /// Where the occurrences go.
     out: &'a mut Vec<Occurrence>,
 }
 
 impl TermStepper<'_> {
-    /// Feeds the next character of the normalised text; records the occurrences ending there.
+    /// Feeds the next character of the normalised text, by its code in the term automaton;
+    /// `end` is the text's length in bytes with the character. Records the occurrences
+    /// ending there.
     #[inline(always)]
-    pub(crate) fn consume(&mut self, c: char) {
+    pub(crate) fn consume(&mut self, code: u32, end: usize) {
         let Some(stepper) = &mut self.stepper else {
             return;
         };
-        stepper.consume(c);
-        for m in stepper.matches() {
+        if !stepper.consume(code) {
+            return;
+        }
+        for pattern in stepper.matches() {
             self.out.push(Occurrence {
-                start: m.start(),
-                end: m.end(),
-                pattern: m.value(),
+                start: end - self.patterns.bytes(pattern) as usize,
+                end,
+                pattern,
             });
         }
     }
@@ -201,11 +206,17 @@ impl TermMatcher {
         );
     }
 
+    /// The rule set's character table for this automaton and the word lists of `lexicon`.
+    pub(crate) fn char_map(&self, lexicon: &super::folded::Lexicon) -> super::charmap::CharMap {
+        super::charmap::CharMap::new(lexicon.patterns(), &self.patterns)
+    }
+
     /// The term automaton, to step through a normalised text as it is made, recording the
     /// occurrences in `out`.
     pub(crate) fn stepper<'a>(&'a self, out: &'a mut Vec<Occurrence>) -> TermStepper<'a> {
         TermStepper {
             stepper: self.patterns.stepper(),
+            patterns: &self.patterns,
             out,
         }
     }
@@ -271,8 +282,8 @@ impl TermMatcher {
     pub(crate) fn occurrences(&self, normalized: &Normalized, out: &mut Vec<Occurrence>) {
         out.clear();
         let mut stepper = self.stepper(out);
-        for c in normalized.text().chars() {
-            stepper.consume(c);
+        for (at, c) in normalized.text().char_indices() {
+            stepper.consume(self.patterns.code(c), at + c.len_utf8());
         }
         sort_occurrences(out);
     }
@@ -634,6 +645,7 @@ reason = "r"
                 "listing": { "id": "P1", "title": text }
             }))
             .unwrap();
+            let chars = matcher.char_map(&lexicon);
             let mut folded = crate::checks::folded::Folded::default();
             let mut normalized = Normalized::default();
             let mut occurrences = Vec::new();
@@ -641,7 +653,7 @@ reason = "r"
             let mut streamed = SketchBuilder::new(&event, &[], &mut normalized);
             let mut shingles = streamed.shingles(FieldName::Title).unwrap();
             folded.fold_normalizing(
-                &text, &lexicon, &mut normalized, &mut stepper, &mut shingles, &mut streamed,
+                &text, &lexicon, &chars, &mut normalized, &mut stepper, &mut shingles, &mut streamed,
             );
             streamed.add_shingled(FieldName::Title, &normalized, shingles);
             sort_occurrences(&mut occurrences);

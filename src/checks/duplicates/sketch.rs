@@ -67,6 +67,8 @@ struct BitCounts {
     counts: [u32; 64],
     total: u32,
     shingles: u32,
+    /// How the hashes are counted on this processor.
+    vector: Vector,
 }
 
 /// The 3-grams of the title or the description, fed one character of its normal form at a
@@ -93,7 +95,8 @@ impl Shingles {
             self.pending += 1;
             if self.pending == CHUNK {
                 self.pending = 0;
-                sketch.bits.count_all(&self.hashes, self.weight, simd());
+                let vector = sketch.bits.vector;
+                sketch.bits.count_all(&self.hashes, self.weight, vector);
             }
         }
     }
@@ -150,10 +153,11 @@ impl<'a> SketchBuilder<'a> {
             shingles.hashes[shingles.pending] = mix(shingles.window);
             shingles.pending += 1;
         }
+        let vector = self.bits.vector;
         self.bits.count_all(
             &shingles.hashes[..shingles.pending],
             shingles.weight,
-            simd(),
+            vector,
         );
         self.add_exact(field, normalized);
     }
@@ -216,6 +220,7 @@ impl BitCounts {
             counts: [0; 64],
             total: 0,
             shingles: 0,
+            vector: simd(),
         }
     }
 
@@ -232,7 +237,7 @@ impl BitCounts {
                 hashes[pending] = mix(window);
                 pending += 1;
                 if pending == CHUNK {
-                    self.count_all(&hashes, weight, simd());
+                    self.count_all(&hashes, weight, self.vector);
                     pending = 0;
                 }
             }
@@ -241,22 +246,27 @@ impl BitCounts {
             hashes[pending] = mix(window);
             pending += 1;
         }
-        self.count_all(&hashes[..pending], weight, simd());
+        self.count_all(&hashes[..pending], weight, self.vector);
     }
 
-    /// Counts the bits of at most [`CHUNK`] 3-gram hashes, with AVX-512 where `simd` says the
-    /// processor has it.
-    fn count_all(&mut self, hashes: &[u64], weight: u32, simd: bool) {
+    /// Counts the bits of at most [`CHUNK`] 3-gram hashes, with the vector instructions
+    /// `vector` names ([`simd`]).
+    fn count_all(&mut self, hashes: &[u64], weight: u32, vector: Vector) {
         debug_assert!(hashes.len() <= CHUNK && (1..=MAX_WEIGHT).contains(&weight));
         #[cfg(target_arch = "x86_64")]
-        if simd {
+        if vector != Vector::Portable {
             self.total += weight * hashes.len() as u32;
             self.shingles += hashes.len() as u32;
-            // SAFETY: `simd` is only true where the processor has AVX-512BW (see `simd`).
-            unsafe { count_avx512(&mut self.counts, hashes, weight) };
+            if vector == Vector::Avx512 {
+                // SAFETY: `simd` only says Avx512 where the processor has AVX-512BW.
+                unsafe { count_avx512(&mut self.counts, hashes, weight) };
+            } else {
+                // SAFETY: `simd` only says Avx2 where the processor has AVX2.
+                unsafe { count_avx2(&mut self.counts, hashes, weight) };
+            }
             return;
         }
-        let _ = simd;
+        let _ = vector;
         for &hash in hashes {
             self.count(hash, weight);
         }
@@ -302,17 +312,29 @@ const MAX_WEIGHT: u32 = 2;
 /// (`CHUNK * MAX_WEIGHT` < 256).
 const CHUNK: usize = 64;
 
-/// Whether this processor has AVX-512BW, on which one instruction spreads a hash's 64 bits
-/// into 64 byte lanes; detected once, then cached by `std`.
-fn simd() -> bool {
+/// How this processor counts the bits of many hashes at once: AVX-512BW spreads a hash's 64
+/// bits into 64 byte lanes in one instruction, AVX2 in a shuffle, a mask and a compare per
+/// 32; elsewhere eight table lookups do it. Detected once, then cached by `std`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vector {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn simd() -> Vector {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512bw")
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            return Vector::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Vector::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Vector::Portable
 }
 
 /// Adds `weight` to `counts[i]` for every hash with bit i set, 64 byte lanes at once.
@@ -334,6 +356,60 @@ fn count_avx512(counts: &mut [u32; 64], hashes: &[u64], weight: u32) {
     let mut bytes = [0u8; 64];
     // SAFETY: `bytes` is 64 writable bytes, and the store is unaligned.
     unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), lanes) };
+    for (count, byte) in counts.iter_mut().zip(bytes) {
+        *count += u32::from(byte);
+    }
+}
+
+/// Adds `weight` to `counts[i]` for every hash with bit i set, in two vectors of 32 byte
+/// lanes: each lane picks its byte of the hash with a shuffle and tests its bit with a mask.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_avx2(counts: &mut [u32; 64], hashes: &[u64], weight: u32) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_set1_epi64x, _mm256_setr_epi8,
+        _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_storeu_si256, _mm256_sub_epi8,
+    };
+    // The shuffle reads within each 128-bit half, and every half holds the whole hash twice:
+    // lane j of `low` takes byte j / 8 (bits 0–31), lane j of `high` byte 4 + j / 8.
+    let pick_low = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let pick_high = _mm256_setr_epi8(
+        4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7,
+        7, 7,
+    );
+    let bit = _mm256_setr_epi8(
+        1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128,
+        1, 2, 4, 8, 16, 32, 64, -128,
+    );
+    let mut low = _mm256_setzero_si256();
+    let mut high = _mm256_setzero_si256();
+    for &hash in hashes {
+        let spread = _mm256_set1_epi64x(hash as i64);
+        // 0xFF (-1) in lane j where bit j is set: subtracting adds one.
+        let set_low = _mm256_cmpeq_epi8(
+            _mm256_and_si256(_mm256_shuffle_epi8(spread, pick_low), bit),
+            bit,
+        );
+        let set_high = _mm256_cmpeq_epi8(
+            _mm256_and_si256(_mm256_shuffle_epi8(spread, pick_high), bit),
+            bit,
+        );
+        low = _mm256_sub_epi8(low, set_low);
+        high = _mm256_sub_epi8(high, set_high);
+        if weight == 2 {
+            low = _mm256_sub_epi8(low, set_low);
+            high = _mm256_sub_epi8(high, set_high);
+        }
+    }
+    let mut bytes = [0u8; 64];
+    // SAFETY: `bytes` is 64 writable bytes, two unaligned stores of 32.
+    unsafe {
+        _mm256_storeu_si256(bytes.as_mut_ptr().cast::<__m256i>(), low);
+        _mm256_storeu_si256(bytes.as_mut_ptr().add(32).cast::<__m256i>(), high);
+    }
     for (count, byte) in counts.iter_mut().zip(bytes) {
         *count += u32::from(byte);
     }
@@ -496,16 +572,37 @@ mod tests {
             hashes in proptest::collection::vec(proptest::num::u64::ANY, 0..=CHUNK),
             weight in 1u32..=2,
         ) {
-            // Where the processor lacks AVX-512, both take the portable path.
+            // Every path the processor has against the portable one.
             let mut portable = BitCounts::new();
-            let mut vector = BitCounts::new();
-            portable.count_all(&hashes, weight, false);
-            vector.count_all(&hashes, weight, simd());
+            portable.count_all(&hashes, weight, Vector::Portable);
             portable.flush();
-            vector.flush();
-            proptest::prop_assert_eq!(portable.counts, vector.counts);
-            proptest::prop_assert_eq!((portable.total, portable.shingles), (vector.total, vector.shingles));
+            for vector in available_vectors() {
+                let mut counted = BitCounts::new();
+                counted.count_all(&hashes, weight, vector);
+                counted.flush();
+                proptest::prop_assert_eq!(portable.counts, counted.counts, "{:?}", vector);
+                proptest::prop_assert_eq!(
+                    (portable.total, portable.shingles),
+                    (counted.total, counted.shingles)
+                );
+            }
         }
+    }
+
+    /// The vector paths this processor can run.
+    fn available_vectors() -> Vec<Vector> {
+        #[allow(unused_mut)]
+        let mut vectors = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                vectors.push(Vector::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                vectors.push(Vector::Avx512);
+            }
+        }
+        vectors
     }
 
     #[test]
