@@ -22,10 +22,10 @@ pub fn decide(
     let verdict = Verdict::of(&mut findings);
     Decision {
         schema: DECISION_SCHEMA.to_owned(),
-        event_id: event.event_id.clone(),
-        listing_id: event.listing.id.clone(),
+        event_id: event.event_id.to_string(),
+        listing_id: event.listing.id.to_string(),
         listing_version: event.listing.version,
-        seller_id: event.seller.id.clone(),
+        seller_id: event.seller.id.to_string(),
         action: verdict.action,
         points: verdict.points,
         findings,

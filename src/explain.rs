@@ -113,7 +113,7 @@ fn field_text<'e>(event: &'e ListingEvent, field: &str) -> Option<&'e str> {
         _ => field
             .strip_prefix("attributes.")
             .and_then(|name| listing.attributes.get(name))
-            .map(String::as_str),
+            .map(|value| value.as_str()),
     }
 }
 

@@ -46,7 +46,7 @@ proptest! {
         let moderator = moderator();
         let mut event = common::event_with("title", &title, &[]);
         event.listing.description = description.clone();
-        event.listing.attributes.insert("成分".to_owned(), attribute.clone());
+        event.listing.attributes.insert("成分".into(), attribute.as_str().into());
         let line = serde_json::to_vec(&event).unwrap();
         let prepared = moderator.prepare(&line, line.len() as u64, &position, &mut Scratch::default(), "t");
         let Prepared::Event { inspection, .. } = &prepared else {

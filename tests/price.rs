@@ -568,7 +568,7 @@ fn the_run_summary_counts_the_prices_it_could_not_understand() {
     .enumerate()
     .map(|(n, (amount, unit))| {
         let mut listing = event(&["纺织机械", "织造设备"], amount.clone(), None, Some(unit));
-        listing.seller.id = format!("S{n}");
+        listing.seller.id = format!("S{n}").into();
         serde_json::to_string(&listing).unwrap()
     })
     .collect();

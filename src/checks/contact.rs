@@ -129,18 +129,18 @@ impl ContactDetector {
             }
             let run = read_digits(chars, i);
             if starts_clean(chars, i) && ends_clean(chars, run.end) {
-                if let Some(kind) = phone_shape(&run.digits) {
+                if let Some(kind) = phone_shape(run.digits()) {
                     out.push(Contact {
                         kind,
                         start: i,
                         end: run.end,
-                        value: run.digits.clone(),
+                        value: run.digits().to_owned(),
                     });
                 }
             }
             // A number glued to the one before it by a space (230 13800138000) is read again
             // from its own first group.
-            i = run.groups.get(1).copied().unwrap_or(run.end).max(i + 1);
+            i = run.second_group.unwrap_or(run.end).max(i + 1);
         }
 
         if title
@@ -277,18 +277,18 @@ fn read_after_marker(
         if !ends_clean(chars, run.end) {
             return None;
         }
-        let count = run.digits.len();
+        let count = run.len;
         let kind = match marker {
             QQ if (5..=11).contains(&count) => ContactKind::Qq,
-            WECHAT if count >= 6 => phone_shape(&run.digits).unwrap_or(ContactKind::Wechat),
-            PHONE if count >= 7 => phone_shape(&run.digits).unwrap_or(ContactKind::Phone),
+            WECHAT if count >= 6 => phone_shape(run.digits()).unwrap_or(ContactKind::Wechat),
+            PHONE if count >= 7 => phone_shape(run.digits()).unwrap_or(ContactKind::Phone),
             _ => return None,
         };
         return Some(Contact {
             kind,
             start,
             end: run.end,
-            value: run.digits,
+            value: run.digits().to_owned(),
         });
     }
     if marker != WECHAT || !chars[at].is_ascii_alphabetic() {
@@ -310,27 +310,50 @@ fn read_after_marker(
 }
 
 /// A run of digits from `start`: its digits in ASCII and the character after its last digit.
+/// Kept on the stack: a title's specifications (40s×40s 133×72) make several runs an event.
 struct DigitRun {
-    digits: String,
+    /// The digits, at most [`MAX_RUN_DIGITS`] of them (a longer run is no telephone number).
+    digits: [u8; MAX_RUN_DIGITS],
+    len: usize,
     end: usize,
-    /// Where each digit group starts.
-    groups: Vec<usize>,
+    /// Where the second digit group starts, if there is one.
+    second_group: Option<usize>,
+}
+
+/// Digits read into one run at most: 24, and the two of an enclosed number that may end it.
+const MAX_RUN_DIGITS: usize = 26;
+
+impl DigitRun {
+    fn digits(&self) -> &str {
+        // Only ASCII digits are ever written.
+        std::str::from_utf8(&self.digits[..self.len]).unwrap_or("")
+    }
+
+    fn push(&mut self, digit: u8) {
+        if let Some(slot) = self.digits.get_mut(self.len) {
+            *slot = b'0' + digit;
+            self.len += 1;
+        }
+    }
 }
 
 fn read_digits(chars: &[char], start: usize) -> DigitRun {
-    let mut digits = String::new();
+    let mut run = DigitRun {
+        digits: [0; MAX_RUN_DIGITS],
+        len: 0,
+        end: start,
+        second_group: None,
+    };
     let mut at = start;
-    let mut end = start;
-    let mut groups = vec![start];
-    while at < chars.len() && digits.len() <= 24 {
+    while at < chars.len() && run.len <= 24 {
         if let Some(value) = digit_of(chars[at]) {
             // An enclosed number such as ⑫ stands for two digits.
             if value >= 10 {
-                digits.push(char::from(b'0' + value / 10));
+                run.push(value / 10);
             }
-            digits.push(char::from(b'0' + value % 10));
+            run.push(value % 10);
             at += 1;
-            end = at;
+            run.end = at;
             continue;
         }
         // Up to two separators may sit between digit groups.
@@ -340,16 +363,12 @@ fn read_digits(chars: &[char], start: usize) -> DigitRun {
         }
         if look > at && look < chars.len() && digit_of(chars[look]).is_some() {
             at = look;
-            groups.push(at);
+            run.second_group.get_or_insert(at);
             continue;
         }
         break;
     }
-    DigitRun {
-        digits,
-        end,
-        groups,
-    }
+    run
 }
 
 /// The run does not continue a Latin word or a model code (RL-230, 190T, ISO9001).

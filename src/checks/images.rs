@@ -249,7 +249,7 @@ impl ImageCheck {
         if event.op == Op::Delete || inspection.images.is_empty() {
             if state.listing(&listing.id).is_some() {
                 let record = LogRecord::Delete {
-                    listing: listing.id.clone(),
+                    listing: listing.id.to_string(),
                     at: crate::moderator::timestamp(OffsetDateTime::now_utc()),
                 };
                 self.remember(&mut state, record);
@@ -326,7 +326,7 @@ impl ImageCheck {
                 self.remember(
                     &mut state,
                     LogRecord::Delete {
-                        listing: listing.id.clone(),
+                        listing: listing.id.to_string(),
                         at: now,
                     },
                 );
@@ -334,8 +334,8 @@ impl ImageCheck {
             return;
         }
         let record = LogRecord::Listing {
-            listing: listing.id.clone(),
-            seller: event.seller.id.clone(),
+            listing: listing.id.to_string(),
+            seller: event.seller.id.to_string(),
             version: listing.version,
             images: indexed,
             at: now,

@@ -394,7 +394,7 @@ impl OrderedChecks {
     pub fn observe(&mut self, checks: &Checks, event: &ListingEvent, inspection: &mut Inspection) {
         if event.op == Op::Delete {
             self.duplicates.remove(&event.listing.id);
-            self.note(|| duplicates::StateChange::Gone(event.listing.id.clone()));
+            self.note(|| duplicates::StateChange::Gone(event.listing.id.to_string()));
             return;
         }
         let mut clock = CheckClock::start_ordered();
@@ -419,7 +419,7 @@ impl OrderedChecks {
         let Some(sketch) = inspection.sketch else {
             // Nothing left to compare: the listing is no original any more.
             self.duplicates.remove(&listing.id);
-            self.note(|| duplicates::StateChange::Gone(listing.id.clone()));
+            self.note(|| duplicates::StateChange::Gone(listing.id.to_string()));
             return;
         };
         let rules = &checks.duplicates;
@@ -439,7 +439,7 @@ impl OrderedChecks {
             return;
         };
         // A copy is no original: whatever the listing was before, it is not live any more.
-        self.note(|| duplicates::StateChange::Gone(listing.id.clone()));
+        self.note(|| duplicates::StateChange::Gone(listing.id.to_string()));
         let title = listing.title.clone().unwrap_or_default();
         if let Some(mut finding) = checks.listing_finding(Kind::DuplicateText, "title", title) {
             finding.evidence = Some(serde_json::json!({

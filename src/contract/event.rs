@@ -2,19 +2,24 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// The value of `schema` this version of loomguard reads.
 pub const EVENT_SCHEMA: &str = "listing-event/v1";
 
 /// One listing change. Unknown fields are ignored so that the producer can add fields first.
+///
+/// Ids, names and other short texts are [`CompactString`]s, which hold up to 24 bytes without
+/// allocating: decoding an event made two dozen allocations before, most of them for such
+/// texts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListingEvent {
-    pub schema: String,
-    pub event_id: String,
+    pub schema: CompactString,
+    pub event_id: CompactString,
     pub op: Op,
     /// RFC 3339 time of the change at the source; checked when decoding.
-    pub occurred_at: String,
+    pub occurred_at: CompactString,
     pub seller: Seller,
     pub listing: Listing,
 }
@@ -28,32 +33,32 @@ pub enum Op {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Seller {
-    pub id: String,
+    pub id: CompactString,
     /// Names of the licences the seller holds, as the platform recorded them.
     #[serde(default)]
-    pub licences: Vec<String>,
+    pub licences: Vec<CompactString>,
 }
 
 /// The listing as it stands after the change. A delete carries only `id`, so everything else
 /// is optional here; decoding checks that an upsert has a title.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listing {
-    pub id: String,
+    pub id: CompactString,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// `supply` (供应) or `purchase` (求购); other values are kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intent: Option<String>,
+    pub intent: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Category path from the root, e.g. `["面料", "棉类面料"]`.
     #[serde(default)]
-    pub category: Vec<String>,
+    pub category: Vec<CompactString>,
     /// The platform's attribute names (成分, 克重, 幅宽 …) to their values. A number or a
     /// boolean is kept as its JSON text; null, arrays and objects say nothing a check can read
     /// and are left out, rather than failing the whole event.
     #[serde(default, deserialize_with = "text_attributes")]
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<CompactString, CompactString>,
     /// Empty when absent or null.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub description: String,
@@ -73,15 +78,17 @@ pub struct Price {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
+    pub unit: Option<CompactString>,
     /// 面议: the price is agreed with each buyer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negotiable: bool,
 }
 
-fn text_attributes<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+fn text_attributes<'de, D>(
+    deserializer: D,
+) -> Result<BTreeMap<CompactString, CompactString>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -93,7 +100,7 @@ where
 struct Attributes;
 
 impl<'de> serde::de::Visitor<'de> for Attributes {
-    type Value = BTreeMap<String, String>;
+    type Value = BTreeMap<CompactString, CompactString>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // What serde says of a map, so that shape errors read as they always have.
@@ -114,7 +121,7 @@ impl<'de> serde::de::Visitor<'de> for Attributes {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = BTreeMap::new();
-        while let Some((name, value)) = map.next_entry::<String, AttributeValue>()? {
+        while let Some((name, value)) = map.next_entry::<CompactString, AttributeValue>()? {
             // A later duplicate key wins, as in any JSON map.
             match value.0 {
                 Some(text) => {
@@ -138,7 +145,7 @@ where
 
 /// One attribute value as text, or `None` for a value no check can read. Read straight from
 /// the JSON, without building a `serde_json::Value` first: this is on every event's path.
-struct AttributeValue(Option<String>);
+struct AttributeValue(Option<CompactString>);
 
 impl<'de> Deserialize<'de> for AttributeValue {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -156,29 +163,29 @@ impl<'de> serde::de::Visitor<'de> for AttributeVisitor {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
-        Ok(AttributeValue(Some(v.to_owned())))
+        Ok(AttributeValue(Some(CompactString::from(v))))
     }
 
     fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
-        Ok(AttributeValue(Some(v)))
+        Ok(AttributeValue(Some(CompactString::from(v))))
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
-        Ok(AttributeValue(Some(v.to_string())))
+        Ok(AttributeValue(Some(CompactString::from(v.to_string()))))
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
-        Ok(AttributeValue(Some(v.to_string())))
+        Ok(AttributeValue(Some(CompactString::from(v.to_string()))))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
-        Ok(AttributeValue(Some(v.to_string())))
+        Ok(AttributeValue(Some(CompactString::from(v.to_string()))))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<AttributeValue, E> {
         // The same text serde_json gives the number.
         Ok(AttributeValue(
-            serde_json::Number::from_f64(v).map(|n| n.to_string()),
+            serde_json::Number::from_f64(v).map(|n| CompactString::from(n.to_string())),
         ))
     }
 

@@ -28,8 +28,8 @@ struct Product {
     specs: Vec<String>,
     /// The sentence groups its description draws on besides `any`.
     sentences: Vec<String>,
-    category: Vec<String>,
-    attributes: std::collections::BTreeMap<String, String>,
+    category: Vec<compact_str::CompactString>,
+    attributes: std::collections::BTreeMap<compact_str::CompactString, compact_str::CompactString>,
     unit: String,
     price: [f64; 2],
 }
@@ -77,16 +77,17 @@ fn pick<'a>(rng: &mut fastrand::Rng, items: &'a [String]) -> &'a str {
 }
 
 fn event(v: &Vocabulary, rng: &mut fastrand::Rng, n: u64, at: OffsetDateTime) -> ListingEvent {
-    let seller_id = format!("S{:05}", rng.u32(1..20_000));
-    let listing_id = format!("G{n:08}");
+    let seller_id = compact_str::format_compact!("S{:05}", rng.u32(1..20_000));
+    let listing_id = compact_str::format_compact!("G{n:08}");
     let occurred_at = at
         .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into();
 
     if rng.f64() < DELETE_RATE {
         return ListingEvent {
-            schema: EVENT_SCHEMA.to_owned(),
-            event_id: format!("g-{n}"),
+            schema: EVENT_SCHEMA.into(),
+            event_id: compact_str::format_compact!("g-{n}"),
             op: Op::Delete,
             occurred_at,
             seller: Seller {
@@ -161,8 +162,8 @@ fn event(v: &Vocabulary, rng: &mut fastrand::Rng, n: u64, at: OffsetDateTime) ->
         .collect();
 
     ListingEvent {
-        schema: EVENT_SCHEMA.to_owned(),
-        event_id: format!("g-{n}"),
+        schema: EVENT_SCHEMA.into(),
+        event_id: compact_str::format_compact!("g-{n}"),
         op: Op::Upsert,
         occurred_at,
         seller: Seller {
@@ -172,15 +173,15 @@ fn event(v: &Vocabulary, rng: &mut fastrand::Rng, n: u64, at: OffsetDateTime) ->
         listing: Listing {
             id: listing_id,
             version: Some(rng.u64(1..6)),
-            intent: Some(if purchase { "purchase" } else { "supply" }.to_owned()),
+            intent: Some(if purchase { "purchase" } else { "supply" }.into()),
             title: Some(title),
             category: product.category.clone(),
             attributes: product.attributes.clone(),
             description,
             price: Some(Price {
                 amount: serde_json::Number::from_f64(amount).map(serde_json::Value::Number),
-                currency: Some("CNY".to_owned()),
-                unit: Some(product.unit.clone()),
+                currency: Some("CNY".into()),
+                unit: Some(product.unit.as_str().into()),
                 negotiable: false,
             }),
             stock: Some(serde_json::Number::from(rng.u32(100..50_000))),

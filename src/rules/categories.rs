@@ -142,9 +142,9 @@ impl Taxonomy {
 
     /// The category a listing's category path is filed under: the first level that names
     /// one. A path of names outside the taxonomy (crafts, security goods) has none.
-    pub fn category_of_path(&self, path: &[String]) -> Option<usize> {
+    pub fn category_of_path(&self, path: &[impl AsRef<str>]) -> Option<usize> {
         path.iter().find_map(|level| {
-            let level = level.trim();
+            let level = level.as_ref().trim();
             self.categories
                 .iter()
                 .position(|c| c.names.iter().any(|n| n == level))
@@ -193,6 +193,6 @@ mod tests {
         let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(taxonomy.category_of_path(&path(&["其他", "面料"])), Some(0));
         assert_eq!(taxonomy.category_of_path(&path(&["工艺品"])), None);
-        assert_eq!(taxonomy.category_of_path(&[]), None);
+        assert_eq!(taxonomy.category_of_path(&[] as &[&str]), None);
     }
 }

@@ -75,10 +75,7 @@ pub fn event_with(field: &str, text: &str, licences: &[&str]) -> ListingEvent {
         "title" => event.listing.title = Some(text.to_owned()),
         "description" => event.listing.description = text.to_owned(),
         "attribute" => {
-            event
-                .listing
-                .attributes
-                .insert("成分".to_owned(), text.to_owned());
+            event.listing.attributes.insert("成分".into(), text.into());
         }
         other => panic!("unknown field {other}"),
     }

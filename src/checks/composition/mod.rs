@@ -37,7 +37,7 @@ pub(super) fn check(
     out: &mut Vec<Finding>,
 ) {
     let rules = &checks.composition;
-    let Some(attribute) = listing.attributes.get(&rules.attribute) else {
+    let Some(attribute) = listing.attributes.get(rules.attribute.as_str()) else {
         return;
     };
     scratch.attribute.fold(attribute, &checks.lexicon);

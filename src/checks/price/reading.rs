@@ -306,8 +306,8 @@ mod tests {
     fn price(amount: Value, currency: Option<&str>, unit: Option<&str>) -> Price {
         Price {
             amount: Some(amount),
-            currency: currency.map(str::to_owned),
-            unit: unit.map(str::to_owned),
+            currency: currency.map(Into::into),
+            unit: unit.map(Into::into),
             negotiable: false,
         }
     }
