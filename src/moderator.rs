@@ -33,7 +33,7 @@ pub enum Outcome {
     /// `key` is the listing id, which decisions are keyed by.
     Decision {
         action: Action,
-        key: String,
+        key: compact_str::CompactString,
         line: Vec<u8>,
         /// The decision's findings by kind, for the metrics.
         findings: KindCounts,
@@ -214,6 +214,20 @@ impl Moderator {
         scratch: &mut Scratch,
         now: &str,
     ) -> Prepared {
+        let mut prepared = self.decode_record(kept, total_len, position, now);
+        self.inspect(compiled, &mut prepared, scratch);
+        prepared
+    }
+
+    /// The first half of [`Moderator::prepare_with`]: the record decoded, its inspection
+    /// still empty (or its dead letter).
+    pub fn decode_record(
+        &self,
+        kept: &[u8],
+        total_len: u64,
+        position: &(dyn Fn() -> SourcePosition + Sync),
+        now: &str,
+    ) -> Prepared {
         let decoded = if total_len > self.max_event_bytes {
             Err(DecodeError {
                 reason: DeadLetterReason::TooLarge,
@@ -227,13 +241,10 @@ impl Moderator {
         };
 
         match decoded {
-            Ok(decoded) => {
-                let inspection = compiled.checks.inspect(&decoded.event, scratch);
-                Prepared::Event {
-                    decoded: Box::new(decoded),
-                    inspection,
-                }
-            }
+            Ok(decoded) => Prepared::Event {
+                decoded: Box::new(decoded),
+                inspection: Inspection::default(),
+            },
             Err(err) => {
                 let position = position();
                 let error = format!("{position}: {}", err.message);
@@ -242,6 +253,18 @@ impl Moderator {
                     line: self.dead_letter_line(err.reason, error, position, kept, total_len, now),
                 }
             }
+        }
+    }
+
+    /// The second half of [`Moderator::prepare_with`]: the per-event checks of a decoded
+    /// record.
+    pub fn inspect(&self, compiled: &Compiled, prepared: &mut Prepared, scratch: &mut Scratch) {
+        if let Prepared::Event {
+            decoded,
+            inspection,
+        } = prepared
+        {
+            *inspection = compiled.checks.inspect(&decoded.event, scratch);
         }
     }
 
@@ -374,7 +397,7 @@ impl Moderator {
 pub fn decision_outcome(decision: &Decision) -> Outcome {
     Outcome::Decision {
         action: decision.action,
-        key: decision.listing_id.clone(),
+        key: decision.listing_id.as_str().into(),
         line: encode_line(decision),
         findings: KindCounts::of(decision.findings.iter().map(|f| &f.kind)),
         // Not an event's latency: the complaint, not a listing change, caused it.
