@@ -15,7 +15,7 @@
 
 use std::cell::OnceCell;
 
-use super::charmap::{CharInfo, CharMap};
+use super::charmap::CharMap;
 use super::duplicates::{Shingles, SketchBuilder};
 use super::patterns::{Patterns, PatternsBuilder, Stepper};
 use super::terms::TermStepper;
@@ -29,9 +29,6 @@ pub struct Folded {
     chars: Vec<char>,
     /// Every occurrence of a lexicon word, by start and then longest first.
     occurrences: Vec<Occurrence>,
-    /// What the character table says of each character, for [`Folded::fold_normalizing`]'s
-    /// second pass.
-    infos: Vec<CharInfo>,
     /// The characters as a string, made on the first call that needs it: most fields are
     /// only ever read as characters, and encoding every character again would cost the hot
     /// path as much as folding it.
@@ -88,30 +85,10 @@ impl Folded {
     ) {
         self.clear(original.len());
         normalized.clear(original.len());
-        // Two passes: every character's table entry first, then the automata. The lookups do
-        // not depend on each other, so their cache misses overlap; the automata's steps each
-        // depend on the one before, and a lookup between two of them stalled the chain.
-        self.infos.clear();
+        let mut words = lexicon.patterns.stepper();
         for c in original.chars() {
             let info = chars.get(c);
-            self.chars.push(info.folded);
-            self.infos.push(info);
-        }
-        let mut words = lexicon.patterns.stepper();
-        let mut end = 0;
-        for info in &self.infos {
-            end += 1;
-            if let Some(words) = words.as_mut() {
-                if words.consume(info.word) {
-                    for pattern in words.matches() {
-                        self.occurrences.push(Occurrence {
-                            start: end - lexicon.patterns.chars(pattern),
-                            end,
-                            pattern,
-                        });
-                    }
-                }
-            }
+            self.push(info.folded, info.word, lexicon, words.as_mut());
             if info.normal == NORMAL_IS_FOLDED {
                 // The normal form is the folded character: nearly every character of a text.
                 normalized.push(info.folded);

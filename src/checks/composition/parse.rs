@@ -357,20 +357,28 @@ fn skip_sep(tokens: &[Token], mut i: usize) -> usize {
 }
 
 /// `a / b / c` of one kind of token read by `item`, from `i`: the items and the index after.
+/// Only a list of two or more is a list: a single item gives none (and no allocation, as
+/// every fibre name and number of a text is tried as the start of one).
 fn slash_list<T>(tokens: &[Token], i: usize, item: impl Fn(Tok) -> Option<T>) -> (Vec<T>, usize) {
-    let mut items = Vec::new();
+    let is_item = |at: usize| tokens.get(at).and_then(|t| item(t.tok)).is_some();
     let mut at = i;
-    while let Some(value) = tokens.get(at).and_then(|t| item(t.tok)) {
-        items.push(value);
+    let mut count = 0;
+    while is_item(at) {
+        count += 1;
         at += 1;
-        if tokens.get(at).map(|t| t.tok) == Some(Tok::Slash)
-            && tokens.get(at + 1).and_then(|t| item(t.tok)).is_some()
-        {
+        if tokens.get(at).map(|t| t.tok) == Some(Tok::Slash) && is_item(at + 1) {
             at += 1;
         } else {
             break;
         }
     }
+    if count < 2 {
+        return (Vec::new(), at);
+    }
+    let items = (i..at)
+        .step_by(2)
+        .filter_map(|at| tokens.get(at).and_then(|t| item(t.tok)))
+        .collect();
     (items, at)
 }
 
@@ -389,17 +397,21 @@ fn name(tok: Tok) -> Option<usize> {
 }
 
 /// The fibres a token group names: `涤/棉`, `t/c`, or one shorthand (涤棉, CVC).
-fn names_at(
-    rules: &CompositionRules,
+fn names_at<'r>(
+    rules: &'r CompositionRules,
     tokens: &[Token],
     i: usize,
-) -> Option<(Vec<usize>, Option<usize>, usize)> {
+) -> Option<(std::borrow::Cow<'r, [usize]>, Option<usize>, usize)> {
     if let Some(Tok::Blend(b)) = tokens.get(i).map(|t| t.tok) {
         let blend = &rules.blends[b];
-        return Some((blend.fibres.clone(), blend.major, i + 1));
+        return Some((
+            std::borrow::Cow::Borrowed(&blend.fibres),
+            blend.major,
+            i + 1,
+        ));
     }
     let (names, next) = slash_list(tokens, i, name);
-    (names.len() >= 2).then_some((names, None, next))
+    (names.len() >= 2).then_some((std::borrow::Cow::Owned(names), None, next))
 }
 
 /// T/C 65/35, CVC 60/40, 涤/棉 65/35, 65/35 涤棉.

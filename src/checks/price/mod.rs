@@ -98,8 +98,21 @@ impl PriceCheck {
             Reading::Price(price) => price,
         };
 
-        // The longest category prefix with a band for this unit.
+        // Each level trimmed once, not once for every band it is compared with (a path of more
+        // levels than this is trimmed as it is compared).
         let category = &listing.category;
+        let mut trimmed = [""; 8];
+        for (slot, level) in trimmed.iter_mut().zip(category) {
+            *slot = level.trim();
+        }
+        let level = |i: usize| {
+            trimmed
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| category[i].trim())
+        };
+
+        // The longest category prefix with a band for this unit.
         let band = self
             .bands_by_unit
             .get(usize::from(price.unit))
@@ -109,18 +122,15 @@ impl PriceCheck {
             .filter(|&index| {
                 let path = &self.rules.bands[index].category;
                 path.len() <= category.len()
-                    && path
-                        .iter()
-                        .zip(category)
-                        .all(|(a, b)| a.as_str() == b.trim())
+                    && path.iter().enumerate().all(|(i, a)| a.as_str() == level(i))
             })
             .max_by_key(|&index| self.rules.bands[index].category.len());
 
         // The series lives in this process only (learned again after a restart), so any
         // fixed hash will do; a fast one, on every event's path.
         let mut hasher = FxHasher::default();
-        for level in category {
-            level.trim().hash(&mut hasher);
+        for i in 0..category.len() {
+            level(i).hash(&mut hasher);
         }
         price.unit.hash(&mut hasher);
 
