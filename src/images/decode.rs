@@ -69,6 +69,10 @@ pub enum DecodeError {
     OverMemoryLimit(String),
     #[error("the image data is broken: {0}")]
     Corrupt(String),
+    #[error("the file ends before the image does (truncated)")]
+    Truncated,
+    #[error("the JPEG has more than {0} scans")]
+    TooManyScans(u32),
 }
 
 impl DecodeError {
@@ -81,6 +85,8 @@ impl DecodeError {
             DecodeError::TooSmall { .. } => "too_small",
             DecodeError::OverMemoryLimit(_) => "over_memory_limit",
             DecodeError::Corrupt(_) => "corrupt",
+            DecodeError::Truncated => "truncated",
+            DecodeError::TooManyScans(_) => "too_many_scans",
         }
     }
 }
@@ -222,7 +228,8 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
         .with_guessed_format()
         .map_err(|err| DecodeError::Corrupt(err.to_string()))?;
     match reader.format() {
-        Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {}
+        Some(ImageFormat::Jpeg) => super::jpeg::check_complete(bytes)?,
+        Some(ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {}
         _ => return Err(DecodeError::UnsupportedFormat),
     }
     let mut decoder_limits = image::Limits::default();
@@ -233,31 +240,48 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
 
     let mut decoder = reader
         .into_decoder()
-        .map_err(|err| map_error(err, limits))?;
+        .map_err(|err| map_error(err, limits, bytes))?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, limits)?;
     // A broken EXIF block only loses the orientation, not the image.
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|err| map_error(err, limits))?;
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|err| map_error(err, limits, bytes))?;
     image.apply_orientation(orientation);
     Ok(image)
 }
 
-fn map_error(err: image::ImageError, limits: &DecodeLimits) -> DecodeError {
+fn map_error(err: image::ImageError, limits: &DecodeLimits, bytes: &[u8]) -> DecodeError {
     match err {
         image::ImageError::Limits(limit) => match limit.kind() {
-            image::error::LimitErrorKind::DimensionError => DecodeError::TooLarge {
-                width: 0,
-                height: 0,
-                limit: format!("{} pixels a side", limits.max_side),
-            },
+            image::error::LimitErrorKind::DimensionError => {
+                let (width, height) = declared_size(bytes, limits).unwrap_or((0, 0));
+                DecodeError::TooLarge {
+                    width,
+                    height,
+                    limit: format!("{} pixels a side", limits.max_side),
+                }
+            }
             _ => DecodeError::OverMemoryLimit(limit.to_string()),
         },
         image::ImageError::Unsupported(_) => DecodeError::UnsupportedFormat,
         other => DecodeError::Corrupt(other.to_string()),
     }
+}
+
+/// The width and height an image's header declares, for the message of one refused by the
+/// decoder's side limit (which says only that a side is over it). Read with the allocation
+/// limit alone: the header is all a decoder reads before it is asked for pixels.
+fn declared_size(bytes: &[u8], limits: &DecodeLimits) -> Option<(u32, u32)> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut header_limits = image::Limits::no_limits();
+    header_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(header_limits);
+    reader.into_dimensions().ok()
 }
 
 /// Grey levels of `image`, transparent pixels composited on white.
