@@ -210,6 +210,31 @@ fn the_hasher_reports_each_url_and_caches_by_url_and_content() {
 }
 
 #[test]
+fn no_more_fetches_than_the_concurrency_are_in_flight() {
+    let server = server();
+    let hasher = ImageHasher::new(
+        Fetcher::new(FetchSettings {
+            concurrency: 3,
+            ..loopback()
+        })
+        .unwrap(),
+        DecodeLimits::default(),
+        10,
+    )
+    .unwrap();
+    // Distinct URLs (the cache is by URL), every one the slow route.
+    let urls: Vec<String> = (0..12)
+        .map(|i| format!("{}?{i}", server.url("/slow")))
+        .collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let results = hasher.hash_all(&urls);
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().code() == "fetch.http_status"));
+    assert_eq!(server.most_slow_at_once(), 3);
+}
+
+#[test]
 fn the_hasher_works_from_a_thread_of_another_runtime() {
     // As the Kafka worker calls it: inside `block_in_place` on a tokio worker thread.
     let server = server();
