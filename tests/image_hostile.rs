@@ -80,10 +80,7 @@ fn a_truncated_jpeg_is_refused_not_hashed_grey() {
         jpeg.len() - 2,
     ] {
         let err = fails_fast(&jpeg[..cut], "truncated");
-        assert_eq!(
-            err.to_string(),
-            "the file ends before the image does (truncated)"
-        );
+        assert_eq!(err.to_string(), "the file ends before the image does");
     }
     fails_fast(&jpeg[..200], "truncated");
     // A CMYK JPEG, which the fast path leaves to the `image` crate, the same.

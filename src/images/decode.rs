@@ -69,7 +69,7 @@ pub enum DecodeError {
     OverMemoryLimit(String),
     #[error("the image data is broken: {0}")]
     Corrupt(String),
-    #[error("the file ends before the image does (truncated)")]
+    #[error("the file ends before the image does")]
     Truncated,
     #[error("the JPEG has more than {0} scans")]
     TooManyScans(u32),
