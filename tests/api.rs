@@ -162,7 +162,8 @@ struct Client {
 impl Client {
     fn new(base: &str) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            // Never through a proxy of the environment: the server is on 127.0.0.1.
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -202,6 +203,25 @@ impl Client {
         })
     }
 
+    /// `GET path` with `authorization` as the whole Authorization header.
+    fn get_with_authorization(&self, path: &str, authorization: &str) -> (u16, Value) {
+        self.runtime.block_on(async {
+            let response = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .header("authorization", authorization)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        })
+    }
+
     fn get(&self, path: &str) -> (u16, Value) {
         self.send("get", path, Some(TOKEN), None)
     }
@@ -213,6 +233,19 @@ impl Client {
 
 fn code(answer: &(u16, Value)) -> (u16, &str) {
     (answer.0, answer.1["error"]["code"].as_str().unwrap_or("-"))
+}
+
+/// The appeal deadline of a decision made at `decided_at` (as decisions write it): two
+/// working days of the shipped calendar later, in China Standard Time, to the millisecond.
+fn deadline_after(decided_at: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let rules = loomguard::rules::RuleSet::load(&repo().join("rules")).unwrap();
+    let at = time::OffsetDateTime::parse(decided_at, &Rfc3339).unwrap();
+    let deadline = rules.holidays.working_days_after(at, 2);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+08:00"
+    );
+    deadline.format(&format).unwrap()
 }
 
 fn listing_ids(matches: &Value) -> Vec<&str> {
@@ -315,6 +348,21 @@ fn complaints_suppress_matching_listings_and_survive_a_restart() {
             .0,
         200
     );
+    // The scheme's name in any case; nothing but a bearer token.
+    assert_eq!(
+        client
+            .get_with_authorization("/v1/listings/P1/images", &format!("bearer {TOKEN}"))
+            .0,
+        200
+    );
+    assert_eq!(
+        code(&client.get_with_authorization("/v1/listings/P1/images", &format!("Basic {TOKEN}"))),
+        (401, "unauthorized")
+    );
+    assert_eq!(
+        code(&client.get_with_authorization("/v1/listings/P1/images", "Bearer")),
+        (401, "unauthorized")
+    );
 
     // A listing's images.
     let (status, p1) = client.get("/v1/listings/P1/images");
@@ -347,6 +395,16 @@ fn complaints_suppress_matching_listings_and_survive_a_restart() {
         )),
         (400, "bad_distance")
     );
+    for distance in [json!(-1), json!(2.5), json!("12"), json!(u64::MAX)] {
+        assert_eq!(
+            code(&client.post(
+                "/v1/images/search",
+                json!({"hash": p1_hash, "max_distance": distance})
+            )),
+            (400, "bad_distance"),
+            "{distance}"
+        );
+    }
     assert_eq!(
         code(&client.post("/v1/images/search", json!({}))),
         (400, "bad_request")
@@ -401,18 +459,54 @@ fn complaints_suppress_matching_listings_and_survive_a_restart() {
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["P1", "P2"]);
+    let mut distances = Vec::new();
     for d in &suppressed {
         assert_eq!(d["event_id"], "complaint:C1");
-        assert_eq!(d["action"], "suppress");
-        assert!(
-            d["appeal_deadline"].as_str().unwrap().ends_with("+08:00"),
+        assert_eq!(
+            (&d["action"], &d["points"]),
+            (&json!("suppress"), &json!(0))
+        );
+        assert_eq!(
+            d["appeal_deadline"],
+            deadline_after(d["decided_at"].as_str().unwrap()),
             "{d}"
         );
+        assert_eq!(d["findings"].as_array().unwrap().len(), 1);
         let finding = &d["findings"][0];
-        assert_eq!(finding["kind"], "infringement");
-        assert_eq!(finding["evidence"]["complaint"], "C1");
-        assert_eq!(finding["evidence"]["original"], "camera-original.png");
+        assert_eq!(
+            (&finding["kind"], &finding["rule"], &finding["field"]),
+            (
+                &json!("infringement"),
+                &json!("images.infringement"),
+                &json!("images")
+            )
+        );
+        assert_eq!((&finding["start"], &finding["end"]), (&json!(0), &json!(1)));
+        let evidence = &finding["evidence"];
+        assert_eq!(
+            (
+                &evidence["complaint"],
+                &evidence["rights_holder"],
+                &evidence["original"]
+            ),
+            (
+                &json!("C1"),
+                &json!("Acme Textiles"),
+                &json!("camera-original.png")
+            )
+        );
+        assert_eq!(
+            (&evidence["mirrored"], &evidence["max_distance"]),
+            (&json!(true), &json!(12))
+        );
+        distances.push((
+            d["listing_id"].as_str().unwrap(),
+            evidence["distance"].clone(),
+        ));
     }
+    distances.sort_by_key(|(listing, _)| *listing);
+    // The photo itself is its mirror image's mirror image; the half-size copy a little off.
+    assert_eq!(distances, [("P1", json!(0)), ("P2", json!(2))]);
 
     let (status, matches) = client.get("/v1/complaints/C1/matches");
     assert_eq!(status, 200);
@@ -430,6 +524,15 @@ fn complaints_suppress_matching_listings_and_survive_a_restart() {
         (413, "too_large")
     );
     assert_eq!(code(&client.get("/v1/nothing")), (404, "not_found"));
+    assert_eq!(
+        code(&client.get("/v1/complaints")),
+        (405, "method_not_allowed")
+    );
+    // An id that is not UTF-8 once percent-decoded: a JSON error like any other.
+    assert_eq!(
+        code(&client.get("/v1/listings/%FF%FE/images")),
+        (400, "bad_request")
+    );
 
     let stderr = run.stop();
     let summary = stderr.iter().rev().find(|l| l.contains("events:")).unwrap();
@@ -450,10 +553,45 @@ fn complaints_suppress_matching_listings_and_survive_a_restart() {
         .iter()
         .find(|f| f["kind"] == "infringement")
         .expect("P7 copies the complaint's original");
-    assert_eq!(infringement["evidence"]["complaint"], "C1");
-    assert_eq!(infringement["evidence"]["mirrored"], true);
+    assert_eq!(
+        (
+            &infringement["rule"],
+            &infringement["field"],
+            &infringement["text"]
+        ),
+        (
+            &json!("images.infringement"),
+            &json!("images"),
+            &json!(url("a.png"))
+        )
+    );
+    let evidence = &infringement["evidence"];
+    assert_eq!(
+        (
+            &evidence["complaint"],
+            &evidence["original"],
+            &evidence["mirrored"]
+        ),
+        (&json!("C1"), &json!("camera-original.png"), &json!(true))
+    );
+    assert_eq!(
+        (&evidence["distance"], &evidence["max_distance"]),
+        (&json!(0), &json!(12))
+    );
     assert_eq!(decisions[0]["action"], "suppress");
-    assert!(decisions[0]["appeal_deadline"].is_string());
+    // The stream stamps the deadline when the image check matches, the decision's time when
+    // its batch began: two working days after it, on the same day, that moment apart.
+    use time::format_description::well_known::Rfc3339;
+    let deadline = decisions[0]["appeal_deadline"].as_str().unwrap();
+    let expected = deadline_after(decisions[0]["decided_at"].as_str().unwrap());
+    assert_eq!(deadline[..10], expected[..10], "{deadline} {expected}");
+    assert!(deadline.ends_with("+08:00"), "{deadline}");
+    let apart = time::OffsetDateTime::parse(&expected, &Rfc3339).unwrap()
+        - time::OffsetDateTime::parse(deadline, &Rfc3339).unwrap();
+    assert!(
+        apart.abs() < time::Duration::minutes(1),
+        "{deadline} {expected}"
+    );
     let client = Client::new(&run.base);
     let (_, matches) = client.get("/v1/complaints/C1/matches");
     assert_eq!(listing_ids(&matches["matches"]), ["P1", "P2", "P7"]);

@@ -27,7 +27,7 @@ pub const TRANSFORMS: [&str; 11] = [
     "watermark",
     "border_20px",
     "brightness_20",
-    "all_edges_crop_5",
+    "all_edges_crop_10",
     "crop_10_corner",
 ];
 
@@ -49,8 +49,9 @@ pub fn transform(image: &DynamicImage, name: &str) -> DynamicImage {
         // `crop_P`: P % of the width and of the height cut off, half from each side.
         "crop_5" => crop(image, 0.025),
         "crop_10" => crop(image, 0.05),
-        // The stricter reading: 5 % cut off each of the four edges (10 % of each side).
-        "all_edges_crop_5" => crop(image, 0.05),
+        // The stricter reading of "10 % off the edges": 10 % cut off each of the four edges,
+        // a fifth of the width and of the height in all.
+        "all_edges_crop_10" => crop(image, 0.10),
         // An off-centre crop: 10 % of the width and height cut off the left and top only.
         "crop_10_corner" => {
             let (dx, dy) = (w / 10, h / 10);
@@ -175,10 +176,11 @@ fn hash_listing(image: &DynamicImage, how: Listing) -> Perceptual {
         Listing::Worker => hash_bytes(&bytes, &limits).expect("a listing JPEG hashes"),
         Listing::ImageCrate => {
             let decoded = decode_image(&bytes, &limits).expect("a listing JPEG decodes");
-            let thumbnails =
-                thumbnails_of(&decoded, &[0.0, ORIGINAL_INSETS[0], ORIGINAL_INSETS[1]]);
+            let mut insets = vec![0.0];
+            insets.extend(ORIGINAL_INSETS);
+            let thumbnails = thumbnails_of(&decoded, &insets);
             let mut picture = hash_thumbnail(&thumbnails[0]);
-            picture.crops = Some([hash_only(&thumbnails[1]), hash_only(&thumbnails[2])]);
+            picture.crops = Some(std::array::from_fn(|i| hash_only(&thumbnails[i + 1])));
             picture
         }
     }

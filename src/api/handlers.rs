@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -52,8 +52,10 @@ pub struct SearchRequest {
     base64: Option<String>,
     #[serde(default)]
     url: Option<String>,
+    /// Read as any JSON value, so that a negative, fractional or quoted distance is a
+    /// `bad_distance` like one over the limit, not a malformed request.
     #[serde(default)]
-    max_distance: Option<u32>,
+    max_distance: Option<Value>,
 }
 
 fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
@@ -382,8 +384,9 @@ fn suppressions(
 
 pub async fn complaint_matches(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id?;
     let radius = state.images.rules().0.infringement_distance;
     let index = state.images.state();
     let Some(complaint) = index.complaint(&id) else {
@@ -414,13 +417,22 @@ pub async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = request?;
     let rules = &state.images.rules().0;
-    let radius = request.max_distance.unwrap_or(rules.infringement_distance);
-    if radius > rules.search_distance {
-        return Err(ApiError::bad_request(
-            "bad_distance",
-            format!("max_distance is at most {}", rules.search_distance),
-        ));
-    }
+    let radius = match &request.max_distance {
+        None => rules.infringement_distance,
+        Some(value) => value
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok())
+            .filter(|&d| d <= rules.search_distance)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_distance",
+                    format!(
+                        "max_distance is a whole number of bits from 0 to {}, not {value}",
+                        rules.search_distance
+                    ),
+                )
+            })?,
+    };
     let (hash, matchable) = match (&request.hash, &request.base64, &request.url) {
         (Some(hex), None, None) => {
             let hash: ImageHash = hex.parse().map_err(|err: crate::images::hash::BadHash| {
@@ -460,8 +472,9 @@ pub async fn search(
 
 pub async fn listing_images(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id?;
     let rules = &state.images.rules().0;
     let index = state.images.state();
     let Some(live) = index.listing(&id) else {

@@ -107,6 +107,13 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             get(|| async { Json(openapi::document()) }),
         )
         .merge(authed)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the route does not take this method",
+            )
+        })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -149,8 +156,10 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.trim_start().split_once(' '))
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let allowed = given.is_some_and(|given| {
         state
             .tokens
@@ -208,6 +217,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::bad_request("bad_request", rejection.body_text())
     }
 }
 

@@ -32,7 +32,7 @@ pub fn document() -> Value {
         "info": {
             "title": "loomguard complaint API",
             "version": "1",
-            "description": "Image-infringement complaints (handbook 3.2) and image lookups over loomguard's image index. Every route but this document needs `Authorization: Bearer TOKEN`. Errors are `{\"error\": {\"code\", \"message\"}}`; codes: bad_request, bad_image, bad_hash, bad_distance, image_unavailable, unauthorized, not_found, complaint_exists, too_large, unavailable."
+            "description": "Image-infringement complaints (handbook 3.2) and image lookups over loomguard's image index. Every route but this document needs `Authorization: Bearer TOKEN`. Errors are `{\"error\": {\"code\", \"message\"}}`; codes: bad_request, bad_image, bad_hash, bad_distance, image_unavailable, unauthorized, not_found, method_not_allowed, complaint_exists, too_large, unavailable."
         },
         "security": [{"bearer": []}],
         "paths": paths(),

@@ -343,12 +343,16 @@ impl ImageCheck {
         self.remember(&mut state, record);
     }
 
-    /// The end of the seller's time for counter-evidence, for a decision made `at`.
+    /// The end of the seller's time for counter-evidence, for a decision made `at`: RFC 3339
+    /// in China Standard Time, to the millisecond like the decision's own time.
     pub fn appeal_deadline(&self, at: OffsetDateTime) -> String {
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+        );
         let rules = self.rules.load();
         let deadline = rules.1.working_days_after(at, rules.0.appeal_working_days);
         deadline
-            .format(&time::format_description::well_known::Rfc3339)
+            .format(FORMAT)
             .unwrap_or_else(|_| deadline.unix_timestamp().to_string())
     }
 

@@ -69,6 +69,10 @@ pub enum DecodeError {
     OverMemoryLimit(String),
     #[error("the image data is broken: {0}")]
     Corrupt(String),
+    #[error("the file ends before the image does")]
+    Truncated,
+    #[error("the JPEG has more than {0} scans")]
+    TooManyScans(u32),
 }
 
 impl DecodeError {
@@ -81,6 +85,8 @@ impl DecodeError {
             DecodeError::TooSmall { .. } => "too_small",
             DecodeError::OverMemoryLimit(_) => "over_memory_limit",
             DecodeError::Corrupt(_) => "corrupt",
+            DecodeError::Truncated => "truncated",
+            DecodeError::TooManyScans(_) => "too_many_scans",
         }
     }
 }
@@ -88,7 +94,8 @@ impl DecodeError {
 /// A picture reduced to [`SIDE`] × [`SIDE`] grey levels (0–255), row by row, twice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thumbnail {
-    /// Plain averages: what the detail measures read.
+    /// Plain averages: what the detail measures read. Empty for an inset crop, which is only
+    /// hashed (see [`thumbnails_of`]).
     pub pixels: Vec<f32>,
     /// Averages of the grey levels clamped to the picture's middle half (between its lower
     /// and upper quartile, [`CLAMP_SHARE`]): what the hash reads. Marks laid over a small part
@@ -185,7 +192,9 @@ pub fn thumbnail_of(image: &DynamicImage) -> Thumbnail {
 }
 
 /// Thumbnails of a decoded image with each of `insets` (a share of the width and of the
-/// height) cut off every side of its content first.
+/// height) cut off every side of its content first. Only the first has its plain levels:
+/// the others are inset crops, only ever hashed, and summing their plain levels too cost
+/// about a twentieth of a listing image's decode and hash on the speed bench.
 pub fn thumbnails_of(image: &DynamicImage, insets: &[f64]) -> Vec<Thumbnail> {
     let (grey, width, height) = grey_on_white(image);
     thumbnails_of_grey(&grey, width, height, insets)
@@ -200,7 +209,8 @@ fn thumbnails_of_grey(grey: &[u8], width: usize, height: usize, insets: &[f64]) 
     let (x0, y0, x1, y1) = content_box(grey, width, height);
     insets
         .iter()
-        .map(|&inset| {
+        .enumerate()
+        .map(|(number, &inset)| {
             let dx = ((x1 - x0) as f64 * inset) as usize;
             let dy = ((y1 - y0) as f64 * inset) as usize;
             let frame = if x1 - x0 > 2 * dx && y1 - y0 > 2 * dy {
@@ -208,7 +218,7 @@ fn thumbnails_of_grey(grey: &[u8], width: usize, height: usize, insets: &[f64]) 
             } else {
                 (x0, y0, x1, y1)
             };
-            area_average(grey, width, frame)
+            area_average(grey, width, frame, number == 0)
         })
         .collect()
 }
@@ -222,7 +232,8 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
         .with_guessed_format()
         .map_err(|err| DecodeError::Corrupt(err.to_string()))?;
     match reader.format() {
-        Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {}
+        Some(ImageFormat::Jpeg) => super::jpeg::check_complete(bytes)?,
+        Some(ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {}
         _ => return Err(DecodeError::UnsupportedFormat),
     }
     let mut decoder_limits = image::Limits::default();
@@ -233,31 +244,48 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
 
     let mut decoder = reader
         .into_decoder()
-        .map_err(|err| map_error(err, limits))?;
+        .map_err(|err| map_error(err, limits, bytes))?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, limits)?;
     // A broken EXIF block only loses the orientation, not the image.
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|err| map_error(err, limits))?;
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|err| map_error(err, limits, bytes))?;
     image.apply_orientation(orientation);
     Ok(image)
 }
 
-fn map_error(err: image::ImageError, limits: &DecodeLimits) -> DecodeError {
+fn map_error(err: image::ImageError, limits: &DecodeLimits, bytes: &[u8]) -> DecodeError {
     match err {
         image::ImageError::Limits(limit) => match limit.kind() {
-            image::error::LimitErrorKind::DimensionError => DecodeError::TooLarge {
-                width: 0,
-                height: 0,
-                limit: format!("{} pixels a side", limits.max_side),
-            },
+            image::error::LimitErrorKind::DimensionError => {
+                let (width, height) = declared_size(bytes, limits).unwrap_or((0, 0));
+                DecodeError::TooLarge {
+                    width,
+                    height,
+                    limit: format!("{} pixels a side", limits.max_side),
+                }
+            }
             _ => DecodeError::OverMemoryLimit(limit.to_string()),
         },
         image::ImageError::Unsupported(_) => DecodeError::UnsupportedFormat,
         other => DecodeError::Corrupt(other.to_string()),
     }
+}
+
+/// The width and height an image's header declares, for the message of one refused by the
+/// decoder's side limit (which says only that a side is over it). Read with the allocation
+/// limit alone: the header is all a decoder reads before it is asked for pixels.
+fn declared_size(bytes: &[u8], limits: &DecodeLimits) -> Option<(u32, u32)> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut header_limits = image::Limits::no_limits();
+    header_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(header_limits);
+    reader.into_dimensions().ok()
 }
 
 /// Grey levels of `image`, transparent pixels composited on white.
@@ -378,9 +406,14 @@ fn clamp_levels(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) 
     (low, high.max(low))
 }
 
-/// Averages the `frame` of a `width`-wide grey picture down to [`SIDE`] × [`SIDE`], plain and
-/// clamped.
-fn area_average(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) -> Thumbnail {
+/// Averages the `frame` of a `width`-wide grey picture down to [`SIDE`] × [`SIDE`], clamped,
+/// and plain too when `plain`.
+fn area_average(
+    grey: &[u8],
+    width: usize,
+    frame: (usize, usize, usize, usize),
+    plain: bool,
+) -> Thumbnail {
     let (x0, y0, x1, y1) = frame;
     let (w, h) = (x1 - x0, y1 - y0);
     // Source columns of each output column; at least one, so a narrow picture still fills
@@ -393,11 +426,15 @@ fn area_average(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) 
     let columns: Vec<(usize, usize)> = (0..SIDE).map(|i| span(i, w, x0)).collect();
     let (low, high) = clamp_levels(grey, width, frame);
 
-    let mut pixels = vec![0f32; SIDE * SIDE];
+    let mut pixels = if plain {
+        vec![0f32; SIDE * SIDE]
+    } else {
+        Vec::new()
+    };
     let mut clamped = vec![0f32; SIDE * SIDE];
     // Each band of rows is first summed down its columns, whole rows at a time (loops the
     // compiler vectorises), then across each cell's columns.
-    let mut down = vec![0u32; w];
+    let mut down = vec![0u32; if plain { w } else { 0 }];
     let mut clamped_down = vec![0u32; w];
     for oy in 0..SIDE {
         let (ya, yb) = span(oy, h, y0);
@@ -415,7 +452,9 @@ fn area_average(grey: &[u8], width: usize, frame: (usize, usize, usize, usize)) 
         for (ox, &(xa, xb)) in columns.iter().enumerate() {
             let count = ((xb - xa) * (yb - ya)) as f32;
             let across = |sums: &[u32]| sums[xa - x0..xb - x0].iter().sum::<u32>() as f32;
-            pixels[oy * SIDE + ox] = across(&down) / count;
+            if plain {
+                pixels[oy * SIDE + ox] = across(&down) / count;
+            }
             clamped[oy * SIDE + ox] = across(&clamped_down) / count;
         }
     }
@@ -463,16 +502,27 @@ mod tests {
         for v in &mut grey[40 * width..46 * width] {
             *v = 255;
         }
-        let thumb = area_average(&grey, width, (0, 0, width, height));
+        let thumb = area_average(&grey, width, (0, 0, width, height), true);
         let cell = 21 * SIDE + 5;
         assert!(thumb.pixels[cell] > 200.0, "{}", thumb.pixels[cell]);
         assert!(thumb.clamped[cell] < 110.0, "{}", thumb.clamped[cell]);
     }
 
     #[test]
+    fn only_the_first_thumbnail_keeps_its_plain_levels() {
+        let grey: Vec<u8> = (0..200 * 100).map(|i| (i % 251) as u8).collect();
+        let thumbnails = thumbnails_of_grey(&grey, 200, 100, &[0.0, 0.05]);
+        assert_eq!(thumbnails[0].pixels.len(), SIDE * SIDE);
+        assert!(thumbnails[1].pixels.is_empty());
+        // The crop's clamped levels are those of the crop hashed on its own.
+        let crop = area_average(&grey, 200, (10, 5, 190, 95), true);
+        assert_eq!(thumbnails[1].clamped, crop.clamped);
+    }
+
+    #[test]
     fn area_average_of_a_flat_picture_is_flat() {
         let grey = vec![77u8; 100 * 50];
-        let thumb = area_average(&grey, 100, (0, 0, 100, 50));
+        let thumb = area_average(&grey, 100, (0, 0, 100, 50), true);
         assert!(thumb.pixels.iter().all(|&v| v == 77.0));
         assert_eq!(thumb.clamped, thumb.pixels);
     }

@@ -217,6 +217,10 @@ impl Fetcher {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.total_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment (HTTP_PROXY …) would resolve and connect for us,
+            // past the resolver below: `http://localhost/` would reach whatever the proxy
+            // reaches.
+            .no_proxy()
             .dns_resolver(Arc::new(SafeResolver {
                 allow_loopback: settings.allow_loopback,
             }))

@@ -86,7 +86,7 @@ pub struct Perceptual {
     pub mirrored: ImageHash,
     /// Hashes of the picture with [`super::ORIGINAL_INSETS`] cut off each side, when it was
     /// hashed from its bytes: what the duplicate check compares a cropped copy with.
-    pub crops: Option<[ImageHash; 2]>,
+    pub crops: Option<[ImageHash; super::ORIGINAL_INSETS.len()]>,
     /// Standard deviation of the thumbnail's grey levels.
     pub spread: f32,
     /// Share of neighbouring thumbnail pixels (across and down) that differ by more than

@@ -64,7 +64,7 @@ pub struct IndexedImage {
 impl IndexedImage {
     /// How near two listing images come as the duplicate check sees them: the least distance
     /// between either picture (or its mirror image) and the other picture or one of its
-    /// inset crops. So a copy mirrored, or cropped by up to about twice the largest inset,
+    /// inset crops. So a copy mirrored, or cropped by up to a little past the largest inset,
     /// comes as near as a re-encoded one, whichever of the two was listed first.
     pub fn duplicate_distance(&self, other: &IndexedImage) -> u32 {
         let one_way = |a: &IndexedImage, b: &IndexedImage| {

@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the fetch tests: fixed routes, including hostile
-//! ones (a redirect to a private address, a body that trickles). Every connection is served
+//! ones (a redirect to a private address, a body that trickles, a slow answer). Every connection is served
 //! on its own thread and each route ends by itself (the trickle after ten seconds).
 
 use std::collections::HashMap;
@@ -12,11 +12,19 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// Requests of `/slow` being served now, and the most there ever were at once.
+    slow: Arc<Mutex<(usize, usize)>>,
 }
 
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The most requests of `/slow` the server was serving at once.
+    #[allow(dead_code)] // only tests/image_fetch.rs asks
+    pub fn most_slow_at_once(&self) -> usize {
+        self.slow.lock().unwrap().1
     }
 
     /// Requests served for `path` so far.
@@ -32,6 +40,8 @@ pub fn start(files: HashMap<String, Vec<u8>>) -> Server {
     let hits = Arc::new(Mutex::new(HashMap::new()));
     let files = Arc::new(files);
     let counter = hits.clone();
+    let slow = Arc::new(Mutex::new((0, 0)));
+    let in_flight = slow.clone();
     let served = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -42,16 +52,18 @@ pub fn start(files: HashMap<String, Vec<u8>>) -> Server {
             }
             let files = files.clone();
             let counter = counter.clone();
-            std::thread::spawn(move || handle(stream, &files, &counter, port));
+            let in_flight = in_flight.clone();
+            std::thread::spawn(move || handle(stream, &files, &counter, &in_flight, port));
         }
     });
-    Server { port, hits }
+    Server { port, hits, slow }
 }
 
 fn handle(
     mut stream: TcpStream,
     files: &HashMap<String, Vec<u8>>,
     hits: &Mutex<HashMap<String, usize>>,
+    slow: &Mutex<(usize, usize)>,
     port: u16,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -80,7 +92,8 @@ fn handle(
             "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
     };
-    match path.as_str() {
+    // Routed without the query, which tests add to make URLs distinct.
+    match path.split('?').next().unwrap_or_default() {
         "/redirect-private" => redirect(&mut stream, "http://10.0.0.1/photo.png"),
         "/redirect-metadata" => redirect(&mut stream, "http://169.254.169.254/latest/meta-data/"),
         "/redirect-ok" => redirect(&mut stream, &format!("http://127.0.0.1:{port}/photo.png")),
@@ -97,6 +110,20 @@ fn handle(
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        // Answers a 404 after 300 ms, counting how many it is answering at once.
+        "/slow" => {
+            {
+                let mut slow = slow.lock().unwrap();
+                slow.0 += 1;
+                slow.1 = slow.1.max(slow.0);
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            slow.lock().unwrap().0 -= 1;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
         "/declared-huge" => {
             let _ = write!(
