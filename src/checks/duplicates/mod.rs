@@ -24,14 +24,13 @@
 //! only miss a duplicate of an old listing, never invent one. A duplicate is not remembered as
 //! a live original, so that every later copy points at the first listing; a delete forgets.
 
+mod growth;
 pub mod sketch;
 
-use std::collections::VecDeque;
-
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use growth::{ChunkedQueue, ChunkedVec, ShardedMap};
 pub use sketch::{Shingles, Sketch, SketchBuilder};
 
 /// One live listing as the duplicate state remembers it.
@@ -161,21 +160,22 @@ impl SellerListings {
 /// them by a 4-byte index: the per-seller lists, the write order for eviction, the map from
 /// listing id to slot. With a million listings every pointer followed is a cache miss, and
 /// every id compared is one more; this way an upsert follows few and compares slot numbers.
+/// All of it grows a chunk or a shard at a time ([`growth`]), never by one big copy.
 #[derive(Debug)]
 pub struct DuplicateIndex {
     capacity: usize,
-    slots: Vec<Slot>,
+    slots: ChunkedVec<Slot>,
     free_slots: Vec<u32>,
     // Ids come from the publishing pipeline, not from sellers, so a fast hash without
     // flooding resistance is safe here; this is the ordered, single-threaded stage. Ids are
     // kept inline (up to 24 bytes) so that comparing a key does not chase a pointer.
-    slot_of: FxHashMap<CompactString, u32>,
-    seller_of: FxHashMap<CompactString, u32>,
-    sellers: Vec<SellerListings>,
+    slot_of: ShardedMap<u32>,
+    seller_of: ShardedMap<u32>,
+    sellers: ChunkedVec<SellerListings>,
     free_sellers: Vec<u32>,
     /// Writes in order, for eviction: (stamp, slot); a slot written over since, or freed, no
     /// longer has the stamp and is skipped.
-    order: VecDeque<(u64, u32)>,
+    order: ChunkedQueue<(u64, u32)>,
     clock: u64,
 }
 
@@ -183,13 +183,13 @@ impl DuplicateIndex {
     pub fn new(capacity: usize) -> DuplicateIndex {
         DuplicateIndex {
             capacity: capacity.max(1),
-            slots: Vec::new(),
+            slots: ChunkedVec::default(),
             free_slots: Vec::new(),
-            slot_of: FxHashMap::default(),
-            seller_of: FxHashMap::default(),
-            sellers: Vec::new(),
+            slot_of: ShardedMap::default(),
+            seller_of: ShardedMap::default(),
+            sellers: ChunkedVec::default(),
             free_sellers: Vec::new(),
-            order: VecDeque::new(),
+            order: ChunkedQueue::default(),
             clock: 0,
         }
     }
@@ -198,7 +198,7 @@ impl DuplicateIndex {
         self.remove(live.listing);
         self.clock += 1;
         let seller = match self.seller_of.get(live.seller) {
-            Some(&seller) => seller,
+            Some(seller) => seller,
             None => self.new_seller(live.seller),
         };
         if self.sellers[seller as usize].slots.len() >= per_seller.max(1) {
@@ -230,8 +230,7 @@ impl DuplicateIndex {
             }
         };
         self.sellers[seller as usize].push(live.sketch.key, index);
-        self.slot_of
-            .insert(CompactString::from(live.listing), index);
+        self.slot_of.insert(live.listing, index);
         self.order.push_back((self.clock, index));
         self.evict();
     }
@@ -251,7 +250,7 @@ impl DuplicateIndex {
                 (self.sellers.len() - 1) as u32
             }
         };
-        self.seller_of.insert(CompactString::from(id), seller);
+        self.seller_of.insert(id, seller);
         seller
     }
 
@@ -293,7 +292,7 @@ impl DuplicateState for DuplicateIndex {
         max_distance: u32,
         per_seller: usize,
     ) -> Option<Duplicate> {
-        let found = self.seller_of.get(live.seller).and_then(|&seller| {
+        let found = self.seller_of.get(live.seller).and_then(|seller| {
             let listings = &self.sellers[seller as usize];
             // Cheapest test first: the id is compared only for a listing close enough.
             listings
@@ -326,7 +325,7 @@ impl DuplicateState for DuplicateIndex {
     }
 
     fn remove(&mut self, listing: &str) {
-        if let Some(&slot) = self.slot_of.get(listing) {
+        if let Some(slot) = self.slot_of.get(listing) {
             self.free(slot, true);
         }
     }
@@ -355,6 +354,8 @@ impl DuplicateState for DuplicateIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::VecDeque;
 
     fn live(seller: &str, listing: &str, key: u64, simhash: u64) -> LiveListing {
         LiveListing {
