@@ -35,10 +35,6 @@ impl<T> Default for ChunkedVec<T> {
 }
 
 impl<T> ChunkedVec<T> {
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
     pub(super) fn push(&mut self, item: T) {
         if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
@@ -46,6 +42,20 @@ impl<T> ChunkedVec<T> {
         if let Some(last) = self.chunks.last_mut() {
             last.push(item);
             self.len += 1;
+        }
+    }
+
+    /// Stores `item` in a freed place if `free` names one, else at the end; returns where.
+    pub(super) fn put(&mut self, item: T, free: &mut Vec<u32>) -> u32 {
+        match free.pop() {
+            Some(index) => {
+                self[index as usize] = item;
+                index
+            }
+            None => {
+                self.push(item);
+                (self.len - 1) as u32
+            }
         }
     }
 
@@ -188,14 +198,20 @@ mod tests {
         for i in 0..3 * CHUNK + 5 {
             v.push(i);
         }
-        assert_eq!(v.len(), 3 * CHUNK + 5);
+        assert_eq!(v.iter().count(), 3 * CHUNK + 5);
         assert_eq!(v[0], 0);
         assert_eq!(v[CHUNK - 1], CHUNK - 1);
         assert_eq!(v[CHUNK], CHUNK);
         assert_eq!(v[3 * CHUNK + 4], 3 * CHUNK + 4);
         v[CHUNK] = 7;
         assert_eq!(v[CHUNK], 7);
-        assert_eq!(v.iter().count(), 3 * CHUNK + 5);
+        let mut free = vec![5];
+        assert_eq!(v.put(11, &mut free), 5);
+        assert_eq!(v[5], 11);
+        assert_eq!(v.put(12, &mut free), (3 * CHUNK + 5) as u32);
+        assert_eq!(v[3 * CHUNK + 5], 12);
+        assert!(free.is_empty());
+        assert_eq!(v.iter().count(), 3 * CHUNK + 6);
         assert_eq!(v.iter().nth(CHUNK + 1), Some(&(CHUNK + 1)));
     }
 

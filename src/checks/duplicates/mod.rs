@@ -219,16 +219,7 @@ impl DuplicateIndex {
             stamp: self.clock,
             seller,
         };
-        let index = match self.free_slots.pop() {
-            Some(index) => {
-                self.slots[index as usize] = slot;
-                index
-            }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let index = self.slots.put(slot, &mut self.free_slots);
         self.sellers[seller as usize].push(live.sketch.key, index);
         self.slot_of.insert(live.listing, index);
         self.order.push_back((self.clock, index));
@@ -240,16 +231,7 @@ impl DuplicateIndex {
             seller: CompactString::from(id),
             ..SellerListings::default()
         };
-        let seller = match self.free_sellers.pop() {
-            Some(seller) => {
-                self.sellers[seller as usize] = listings;
-                seller
-            }
-            None => {
-                self.sellers.push(listings);
-                (self.sellers.len() - 1) as u32
-            }
-        };
+        let seller = self.sellers.put(listings, &mut self.free_sellers);
         self.seller_of.insert(id, seller);
         seller
     }
