@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Last, the same infringement measure with the `image_hasher` crate's pHash (median of the
-//! 8 × 8 DCT) and its gradient hash, each indexed with mirror images and the same inset
-//! crops, for comparison with loomguard's own hash.
+//! 8 × 8 DCT) and its gradient hash, and with PDQ (the `pdqhash` crate), each indexed with
+//! mirror images and the same inset crops, for comparison with loomguard's own hash; after
+//! each transformation, in brackets, the farthest copy's distance in bits.
 
 #[path = "support/variants.rs"]
 mod variants;
@@ -78,12 +79,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Recall per transformation and false matches of `image_hasher`'s hashes used as
-/// loomguard's infringement index uses its own (the original, its mirror image, its inset
-/// crops and theirs), on the same listing JPEGs (decoded by the `image` crate).
+/// `image_hasher`'s pHash and gradient hash (64 bits), and PDQ (256 bits, the `pdqhash`
+/// crate's reference-compatible full-size path), each measured by [`compare_hasher`].
 fn compare_image_hasher(dir: &Path) {
-    use image::DynamicImage;
     use image_hasher::{HashAlg, HasherConfig};
+
+    for (name, config) in [
+        (
+            "image_hasher pHash (median, DCT)",
+            HasherConfig::new().hash_alg(HashAlg::Median).preproc_dct(),
+        ),
+        (
+            "image_hasher gradient",
+            HasherConfig::new().hash_alg(HashAlg::Gradient),
+        ),
+    ] {
+        let hasher = config.hash_size(8, 8).to_hasher();
+        compare_hasher(
+            dir,
+            name,
+            &[8, 10, 12],
+            |image| hasher.hash_image(image),
+            |a, b| a.dist(b),
+        );
+    }
+    // PDQ's authors call 31 bits of 256 the usual match threshold.
+    compare_hasher(
+        dir,
+        "PDQ",
+        &[24, 31, 40, 48],
+        |image| {
+            let rgb = image.to_rgb8();
+            let (width, height) = rgb.dimensions();
+            // pdqhash reads images of its own `image` version (0.23).
+            let old = pdqhash::image::RgbImage::from_raw(width, height, rgb.into_raw())
+                .expect("as many bytes as pixels × 3");
+            pdqhash::generate_pdq_full_size(&pdqhash::image::DynamicImage::ImageRgb8(old)).0
+        },
+        |a, b| a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum(),
+    );
+}
+
+/// Recall per transformation and false matches of another hash used as loomguard's
+/// infringement index uses its own (the original, its mirror image, its inset crops and
+/// theirs), on the same listing JPEGs (decoded by the `image` crate).
+fn compare_hasher<H>(
+    dir: &Path,
+    name: &str,
+    thresholds: &[u32],
+    hash: impl Fn(&image::DynamicImage) -> H,
+    distance: impl Fn(&H, &H) -> u32,
+) {
+    use image::DynamicImage;
     use loomguard::images::decode::decode_image;
     use loomguard::images::{DecodeLimits, ORIGINAL_INSETS};
 
@@ -98,75 +145,65 @@ fn compare_image_hasher(dir: &Path) {
         let (dx, dy) = ((f64::from(w) * share) as u32, (f64::from(h) * share) as u32);
         image.crop_imm(dx, dy, w - 2 * dx, h - 2 * dy)
     };
-    for (name, config) in [
-        (
-            "pHash (median, DCT)",
-            HasherConfig::new().hash_alg(HashAlg::Median).preproc_dct(),
-        ),
-        ("gradient", HasherConfig::new().hash_alg(HashAlg::Gradient)),
-    ] {
-        let hasher = config.hash_size(8, 8).to_hasher();
-        let hash = |image: &DynamicImage| hasher.hash_image(image);
-        let listing = |image: &DynamicImage| {
-            let bytes = variants::listing_jpeg(image);
-            hash(&image::load_from_memory(&bytes).expect("a listing JPEG decodes"))
-        };
-        let photos: Vec<_> = paths
+    let listing = |image: &DynamicImage| {
+        let bytes = variants::listing_jpeg(image);
+        hash(&image::load_from_memory(&bytes).expect("a listing JPEG decodes"))
+    };
+    let photos: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).expect("a test photo");
+            let image = decode_image(&bytes, &DecodeLimits::default()).expect("decodes");
+            let mut bank = vec![hash(&image), hash(&image.fliph())];
+            for share in ORIGINAL_INSETS {
+                let cropped = inset(&image, share);
+                bank.push(hash(&cropped));
+                bank.push(hash(&cropped.fliph()));
+            }
+            let copies: Vec<_> = std::iter::once(listing(&image))
+                .chain(
+                    variants::TRANSFORMS
+                        .iter()
+                        .map(|t| listing(&variants::transform(&image, t))),
+                )
+                .collect();
+            (bank, copies)
+        })
+        .collect();
+    let near = |bank: &[H], copy: &H| bank.iter().map(|h| distance(h, copy)).min();
+    for &threshold in thresholds {
+        let found: Vec<String> = variants::TRANSFORMS
             .iter()
-            .map(|path| {
-                let bytes = std::fs::read(path).expect("a test photo");
-                let image = decode_image(&bytes, &DecodeLimits::default()).expect("decodes");
-                let mut bank = vec![hash(&image), hash(&image.fliph())];
-                for share in ORIGINAL_INSETS {
-                    let cropped = inset(&image, share);
-                    bank.push(hash(&cropped));
-                    bank.push(hash(&cropped.fliph()));
-                }
-                let copies: Vec<_> = std::iter::once(listing(&image))
-                    .chain(
-                        variants::TRANSFORMS
-                            .iter()
-                            .map(|t| listing(&variants::transform(&image, t))),
-                    )
-                    .collect();
-                (bank, copies)
+            .enumerate()
+            .map(|(t, name)| {
+                let (n, farthest) = photos
+                    .iter()
+                    .filter_map(|(bank, copies)| near(bank, &copies[t + 1]))
+                    .fold((0, 0), |(n, far), d| {
+                        (n + usize::from(d <= threshold), far.max(d))
+                    });
+                format!("{name} {n}/{} ({farthest})", photos.len())
             })
             .collect();
-        let near = |bank: &[image_hasher::ImageHash], copy: &image_hasher::ImageHash| {
-            bank.iter().map(|h| h.dist(copy)).min().unwrap_or(64)
-        };
-        for threshold in [8u32, 10, 12] {
-            let found: Vec<String> = variants::TRANSFORMS
-                .iter()
-                .enumerate()
-                .map(|(t, name)| {
-                    let n = photos
-                        .iter()
-                        .filter(|(bank, copies)| near(bank, &copies[t + 1]) <= threshold)
-                        .count();
-                    format!("{name} {n}/{}", photos.len())
-                })
-                .collect();
-            let (mut false_matches, mut pairs, mut closest) = (0, 0, u32::MAX);
-            for (a, (bank, _)) in photos.iter().enumerate() {
-                for (b, (_, copies)) in photos.iter().enumerate() {
-                    if a == b {
-                        continue;
-                    }
-                    for copy in copies {
-                        let d = near(bank, copy);
-                        pairs += 1;
-                        closest = closest.min(d);
-                        false_matches += usize::from(d <= threshold);
-                    }
+        let (mut false_matches, mut pairs, mut closest) = (0, 0, u32::MAX);
+        for (a, (bank, _)) in photos.iter().enumerate() {
+            for (b, (_, copies)) in photos.iter().enumerate() {
+                if a == b {
+                    continue;
+                }
+                for copy in copies {
+                    let Some(d) = near(bank, copy) else { continue };
+                    pairs += 1;
+                    closest = closest.min(d);
+                    false_matches += usize::from(d <= threshold);
                 }
             }
-            println!(
-                "== image_hasher {name}, infringement use, threshold {threshold}: {}; \
-                 false matches {false_matches} of {pairs}, closest distinct {closest} bits",
-                found.join(", ")
-            );
         }
+        println!(
+            "== {name}, infringement use, threshold {threshold}: {}; \
+             false matches {false_matches} of {pairs}, closest distinct {closest} bits",
+            found.join(", ")
+        );
     }
 }
 
