@@ -335,18 +335,35 @@ fn a_worker_started_while_the_broker_is_down_waits_for_it_and_decides_everything
 
 #[test]
 fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_nothing() {
+    stopped_while_the_broker_is_down("deadline", &[]);
+}
+
+#[test]
+fn an_exactly_once_worker_stopped_while_the_broker_is_down_exits_by_its_deadline() {
+    stopped_while_the_broker_is_down("deadline-eos", &["--exactly-once"]);
+}
+
+/// A worker (with `mode` on its command line) stopped with SIGTERM and a 5 s deadline while
+/// the broker is gone: it exits within the deadline and a few seconds, not successfully, and
+/// its successor decides everything.
+fn stopped_while_the_broker_is_down(test: &str, mode: &[&str]) {
     let Some((brokers, state)) = broker() else {
         return;
     };
     let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
     let port = brokers.rsplit(':').next().unwrap().to_owned();
-    let names = names("deadline");
+    let names = names(test);
     create_topics(&brokers, &names);
     let total = 20_000;
     produce(&brokers, &names.input, 0, total);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("first.log");
-    let mut first = start_worker_with(&brokers, &names, &log, &["--shutdown-seconds", "5"]);
+    let args: Vec<&str> = ["--shutdown-seconds", "5"]
+        .iter()
+        .chain(mode)
+        .copied()
+        .collect();
+    let mut first = start_worker_with(&brokers, &names, &log, &args);
     let mut decided = Decided::new(&brokers, &names);
     decided.read_until(1000, Duration::from_secs(60));
     assert!(
@@ -356,7 +373,8 @@ fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_not
     );
 
     // Stopped mid-stream with the broker gone, the worker cannot have its last results
-    // acknowledged; librdkafka alone would wait for them for five minutes.
+    // acknowledged; librdkafka alone would wait for them for five minutes, and a
+    // transactional call for as long as it was given.
     let stopped = Stopped::stop(&state, &port);
     Command::new("kill")
         .args(["-TERM", &first.0.id().to_string()])
@@ -374,14 +392,22 @@ fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_not
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    let exited = signalled.elapsed();
     let first_log = std::fs::read_to_string(&log).unwrap();
+    eprintln!("{test}: exited {exited:?} after SIGTERM");
     assert!(!status.success(), "{first_log}");
-    assert!(first_log.contains("shutdown deadline"), "{first_log}");
+    if mode.is_empty() {
+        assert!(first_log.contains("shutdown deadline"), "{first_log}");
+    }
+    assert!(
+        exited < Duration::from_secs(EXIT_BOUND),
+        "exited {exited:?} after SIGTERM with a 5 s deadline\n{first_log}"
+    );
     drop(stopped);
 
     // What it had not committed, its successor decides.
     let log = dir.path().join("second.log");
-    let second = start_worker(&brokers, &names, &log);
+    let second = start_worker_with(&brokers, &names, &log, mode);
     decided.read_until(total, Duration::from_secs(180));
     let (status, log) = stop(second, &log);
     assert!(status.success(), "{log}");
@@ -393,3 +419,6 @@ fn a_worker_stopped_while_the_broker_is_down_exits_by_its_deadline_and_loses_not
         &missing[..missing.len().min(5)]
     );
 }
+
+/// Seconds after SIGTERM by which a worker with a 5 s deadline must be gone.
+const EXIT_BOUND: u64 = 20;

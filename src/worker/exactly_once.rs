@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{
     acknowledge, next_batch, next_offsets, prepare_kafka_batch, send_all, send_state, Consumed,
-    GroupWatch, Worker, WorkerError, TRANSACTION_TIMEOUT,
+    GroupWatch, Worker, WorkerError, TRANSACTION_CALL, TRANSACTION_TIMEOUT,
 };
 use crate::metrics::{now_unix_seconds, ErrorStage, Source, Tally};
 use crate::moderator::{Moderator, Outcome};
@@ -170,11 +170,11 @@ async fn transact(
         let group = consumer
             .group_metadata()
             .ok_or(WorkerError::Delivery(KafkaError::NoMessageReceived))?;
-        tokio::task::block_in_place(|| {
-            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
+        resume(stop, || {
+            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_CALL)
         })
         .map_err(WorkerError::Delivery)?;
-        resume(stop, || producer.commit_transaction(TRANSACTION_TIMEOUT))
+        resume(stop, || producer.commit_transaction(TRANSACTION_CALL))
             .map_err(WorkerError::Delivery)
     };
     let Err(error) = attempt.await else {
@@ -188,8 +188,7 @@ async fn transact(
         state_records = state.iter().map(|(_, records)| records.len()).sum::<usize>(),
         "transaction failed; aborting and deciding the batch again"
     );
-    resume(stop, || producer.abort_transaction(TRANSACTION_TIMEOUT))
-        .map_err(WorkerError::Fenced)?;
+    resume(stop, || producer.abort_transaction(TRANSACTION_CALL)).map_err(WorkerError::Fenced)?;
     rewind(consumer, batch)?;
     Ok(false)
 }
@@ -197,11 +196,14 @@ async fn transact(
 /// Calls a transactional operation again while it times out: librdkafka goes on with it in
 /// the background and lets it be resumed (a broker restarting, say). A stopping worker gives
 /// up instead; the coordinator aborts what it leaves open once the transaction times out.
+/// Each call waits [`TRANSACTION_CALL`] at most, so that a stop is seen within that time.
 pub(super) fn resume(
     stop: &watch::Receiver<bool>,
     operation: impl Fn() -> Result<(), KafkaError>,
 ) -> Result<(), KafkaError> {
+    let mut attempts = 0u32;
     loop {
+        attempts += 1;
         let result = tokio::task::block_in_place(&operation);
         let timed_out = match &result {
             Err(KafkaError::Transaction(error)) => error.is_retriable(),
@@ -213,7 +215,12 @@ pub(super) fn resume(
             return result;
         }
         if let Err(error) = result {
-            tracing::warn!(%error, "a transactional call timed out; resuming it");
+            // Once is news; every TRANSACTION_CALL after that while the broker is away is not.
+            if attempts == 1 {
+                tracing::warn!(%error, "a transactional call timed out; resuming it");
+            } else {
+                tracing::debug!(%error, attempts, "a transactional call timed out again");
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ mod at_least_once;
 mod exactly_once;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -142,7 +142,7 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     let exactly_once = run.config.exactly_once;
     if exactly_once {
         // It waits for the transaction coordinator, which a broker down at start is not.
-        exactly_once::resume(&stop, || producer.init_transactions(TRANSACTION_TIMEOUT))
+        exactly_once::resume(&stop, || producer.init_transactions(TRANSACTION_CALL))
             .map_err(WorkerError::Start)?;
     }
     tracing::info!(
@@ -185,9 +185,10 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     };
     // librdkafka waits for an acknowledgement as long as message.timeout.ms (five minutes by
     // default), which a broker gone at shutdown would make the worker wait out.
+    let stopped_at = OnceLock::new();
     let drained = tokio::select! {
         done = work => Some(done),
-        () = past_deadline(stop.clone(), run.shutdown_deadline) => None,
+        () = past_deadline(stop.clone(), run.shutdown_deadline, &stopped_at) => None,
     };
 
     // Drain: whatever was acknowledged gets committed, also after a delivery error.
@@ -204,7 +205,11 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
         return Err(WorkerError::Deadline(run.shutdown_deadline));
     };
     tracing::info!("stopping: flushing and committing");
-    if let Err(error) = producer.flush(run.shutdown_deadline) {
+    // What is left of the deadline after the drain, not a whole one more.
+    let left = stopped_at.get().map_or(run.shutdown_deadline, |at| {
+        run.shutdown_deadline.saturating_sub(at.elapsed())
+    });
+    if let Err(error) = producer.flush(left) {
         tracing::warn!(%error, "producer did not flush within the deadline");
     }
     if !exactly_once {
@@ -224,12 +229,18 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     })
 }
 
-/// Returns `deadline` after the stop signal; never without one.
-async fn past_deadline(mut stop: watch::Receiver<bool>, deadline: Duration) {
+/// Returns `deadline` after the stop signal, which it notes in `stopped_at`; never without
+/// one.
+async fn past_deadline(
+    mut stop: watch::Receiver<bool>,
+    deadline: Duration,
+    stopped_at: &OnceLock<Instant>,
+) {
     if stop.wait_for(|stop| *stop).await.is_err() {
         // The signal task is gone, so no stop will come.
         std::future::pending::<()>().await;
     }
+    let _ = stopped_at.set(Instant::now());
     tokio::time::sleep(deadline).await;
 }
 
@@ -447,8 +458,13 @@ fn acknowledge<Dropped>(
 /// At most one fetch warning per interval while the input cannot be read.
 const FETCH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Time allowed for each transactional call to the broker.
+/// Time allowed for the broker calls of an aborted transaction's rewind.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one transactional call may block before the worker looks at the stop signal
+/// again: these calls hold the task, so the shutdown deadline cannot cut one short.
+/// [`exactly_once::resume`] calls again while the call is still under way.
+const TRANSACTION_CALL: Duration = Duration::from_secs(2);
 
 /// Per partition, the offset after the batch's last message.
 fn next_offsets(batch: &[Consumed]) -> TopicPartitionList {
