@@ -13,7 +13,7 @@
 use super::patterns::{Patterns, PatternsBuilder, Stepper};
 use super::{BuildError, Scratch};
 use crate::contract::{FieldName, Finding, Kind, ListingEvent};
-use crate::normalize::{Normalized, Normalizer};
+use crate::normalize::{LocateCursor, Normalized, Normalizer};
 use crate::rules::{ContextRule, LicenceVoid, Pack, TermRule, TermRules};
 
 /// What a pattern stands for in one pack.
@@ -299,6 +299,7 @@ impl TermMatcher {
     ) -> Vec<TermMatch<'s>> {
         let mut found = Vec::new();
         let mut next = 0;
+        let mut cursor = LocateCursor::default();
         for o in occurrences {
             if o.start < next {
                 continue;
@@ -307,7 +308,13 @@ impl TermMatcher {
                 continue;
             };
             next = o.end;
-            found.extend(self.packs[pack].accept(original, normalized, o.start, o.end, entry));
+            found.extend(self.packs[pack].accept(
+                original,
+                normalized,
+                &mut cursor,
+                (o.start, o.end),
+                entry,
+            ));
         }
         found
     }
@@ -325,8 +332,8 @@ impl CompiledPack {
         &self,
         original: &str,
         normalized: &Normalized,
-        byte_start: usize,
-        byte_end: usize,
+        cursor: &mut LocateCursor,
+        (byte_start, byte_end): (usize, usize),
         entry: Entry,
     ) -> Option<TermMatch<'_>> {
         let Entry::Banned {
@@ -348,7 +355,7 @@ impl CompiledPack {
             }
         }
 
-        let located = normalized.locate(original, byte_start, byte_end);
+        let located = normalized.locate_from(cursor, original, byte_start, byte_end);
         if (left_boundary && located.before.is_some())
             || (right_boundary && located.after.is_some())
         {
