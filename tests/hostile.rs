@@ -68,3 +68,65 @@ proptest! {
         prop_assert!(decided);
     }
 }
+
+/// A field of one finding repeated until the event is near its 1 MiB limit: every finding
+/// is counted and the kept ones point at their own words. Until each span was located from
+/// where the last one ended, not from the field's start, such events took minutes (the
+/// description below, at twice its size, 455 s in a release build), and this test with
+/// them.
+#[test]
+fn a_field_of_a_hundred_thousand_findings_keeps_every_span_in_place() {
+    let moderator = moderator();
+    let decide = |event: loomguard::contract::ListingEvent| {
+        let line = serde_json::to_string(&event).unwrap();
+        assert!(line.len() < 1024 * 1024, "{}", line.len());
+        common::decide(moderator, &line)
+    };
+
+    let decision = decide(common::event_with(
+        "description",
+        &"高仿 ".repeat(140_000),
+        &[],
+    ));
+    assert_eq!(decision.action, loomguard::contract::Action::Takedown);
+    assert_eq!(decision.findings.len() + decision.findings_omitted, 140_000);
+    for finding in &decision.findings {
+        assert_eq!(finding.rule, "prohibited.t3.counterfeit");
+        assert_eq!((finding.end - finding.start, finding.start % 3), (2, 0));
+        assert_eq!(finding.text, "高仿");
+    }
+
+    let mut event = common::event_with("title", &"QQ12345678 ".repeat(90_000), &[]);
+    event.listing.description = String::new();
+    let decision = decide(event);
+    let contacts: Vec<_> = decision
+        .findings
+        .iter()
+        .filter(|f| f.kind == loomguard::contract::Kind::TitleContact)
+        .collect();
+    assert!(!contacts.is_empty());
+    for finding in contacts {
+        assert_eq!((finding.end - finding.start, finding.start % 11), (10, 0));
+        assert_eq!(finding.text, "QQ12345678");
+    }
+    // And the title names no product.
+    assert_eq!(decision.findings.len() + decision.findings_omitted, 90_001);
+
+    let mut event = common::event_with("title", &"涤棉".repeat(150_000), &[]);
+    event
+        .listing
+        .attributes
+        .insert("成分".into(), "100%棉".into());
+    let decision = decide(event);
+    let claims: Vec<_> = decision
+        .findings
+        .iter()
+        .filter(|f| f.kind == loomguard::contract::Kind::AttributesComposition)
+        .collect();
+    assert!(!claims.is_empty());
+    for finding in claims {
+        assert_eq!((finding.end - finding.start, finding.start % 2), (2, 0));
+        assert_eq!(finding.text, "涤棉");
+    }
+    assert_eq!(decision.findings.len() + decision.findings_omitted, 150_001);
+}

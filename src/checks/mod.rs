@@ -44,7 +44,7 @@ use crate::contract::{FieldName, Finding, Kind, ListingEvent, Op};
 use crate::metrics::{Check, CheckClock};
 use crate::normalize::{Normalized, Normalizer};
 use crate::rules::{CompositionRules, DuplicateRules, ListingRules, RuleSet, Taxonomy};
-use folded::{original_slice, Folded, Lexicon, LexiconBuilder};
+use folded::{original_slice, Folded, Lexicon, LexiconBuilder, Slicer};
 
 pub use terms::TermMatcher;
 
@@ -227,17 +227,18 @@ impl Checks {
             &mut scratch.hits,
             &mut scratch.contacts,
         );
+        // Contacts come in order of their start.
+        let mut slicer = Slicer::default();
         for contact in &scratch.contacts {
             let evidence = serde_json::json!({
                 "contact": contact.kind.as_str(),
                 "value": contact.value,
             });
-            out.extend(self.finding_at(
+            let text = slicer.slice(title, contact.start, contact.end).to_owned();
+            out.extend(self.finding_of(
                 Kind::TitleContact,
                 "title",
-                title,
-                contact.start,
-                contact.end,
+                (contact.start, contact.end, text),
                 evidence,
             ));
         }
@@ -281,6 +282,18 @@ impl Checks {
         end: usize,
         evidence: serde_json::Value,
     ) -> Option<Finding> {
+        let text = original_slice(original, start, end);
+        self.finding_of(kind, field, (start, end, text), evidence)
+    }
+
+    /// A finding of a listing-violation kind over characters `start..end`, which read `text`.
+    fn finding_of(
+        &self,
+        kind: Kind,
+        field: &str,
+        (start, end, text): (usize, usize, String),
+        evidence: serde_json::Value,
+    ) -> Option<Finding> {
         let rule = self.listing.get(kind)?;
         Some(Finding {
             kind,
@@ -288,7 +301,7 @@ impl Checks {
             field: field.to_owned(),
             start,
             end,
-            text: original_slice(original, start, end),
+            text,
             action: rule.action,
             points: rule.points,
             evidence: Some(evidence),

@@ -14,7 +14,7 @@ pub mod parse;
 
 use serde_json::{json, Value};
 
-use super::folded::Folded;
+use super::folded::{Folded, Slicer};
 use super::{Checks, Scratch};
 use crate::contract::{Finding, Kind, Listing};
 use crate::rules::CompositionRules;
@@ -62,6 +62,8 @@ pub(super) fn check(
             Mode::FreeText,
         ),
     ] {
+        // Claims come in order of their start.
+        let mut slicer = Slicer::default();
         for claim in checks
             .fibres
             .claims(&checks.lexicon, rules, folded, mode, &mut scratch.lex)
@@ -81,12 +83,11 @@ pub(super) fn check(
                 "claim_share": contradiction.claim_share,
                 "limit": contradiction.limit,
             });
-            out.extend(checks.finding_at(
+            let text = slicer.slice(original, claim.start, claim.end).to_owned();
+            out.extend(checks.finding_of(
                 Kind::AttributesComposition,
                 field,
-                original,
-                claim.start,
-                claim.end,
+                (claim.start, claim.end, text),
                 evidence,
             ));
         }
