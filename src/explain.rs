@@ -18,6 +18,8 @@ const CONTEXT_CHARS: usize = 30;
 /// Decides the event in `input` (a JSON object, or the first line of a JSON-lines file) and
 /// renders the verdict. Returns the report and whether the input was a decidable event.
 pub fn explain_input(moderator: &Moderator, input: &[u8], colour: bool) -> (String, bool) {
+    // As `run` does at the start of its input.
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     let decoded = decode(input).or_else(|whole| {
         // A JSON-lines file: explain its first record.
         let first = input

@@ -10,9 +10,13 @@
 //! Normalising one character:
 //! 1. traditional → simplified, one character at a time (the table comes from OpenCC's
 //!    character dictionary; phrase-level conversion would break the offset map);
-//! 2. full-width → half-width, ASCII upper → lower case;
-//! 3. Chinese, financial and enclosed digits → ASCII digits (⑫ becomes "12");
-//! 4. anything that is not a letter, a digit, a CJK character or `%` is dropped.
+//! 2. full-width → half-width, ASCII upper → lower case, and look-alikes that Unicode
+//!    decomposes to one character (Kangxi radicals such as ⾼, compatibility ideographs,
+//!    mathematical letters and digits such as 𝟏) → that character;
+//! 3. Chinese, financial and enclosed digits, and the decimal digits of every script
+//!    (١, ๑ …) → ASCII digits (⑫ becomes "12");
+//! 4. anything that is not a letter, a digit, a CJK character or `%` is dropped, and so are
+//!    the letters Unicode means to be invisible (the Hangul fillers).
 
 use std::sync::OnceLock;
 
@@ -396,7 +400,12 @@ fn normalize_slow(c: char) -> Normal {
         return Normal::Number(value);
     }
     // CJK symbols and punctuation (、。「」…) never count; 〇 was taken as a digit above.
-    if matches!(folded as u32, 0x3000..=0x303F) {
+    // The Hangul fillers and the Khmer inherent vowels are letters by category but show
+    // nothing, which is what a seller slips one between two characters for.
+    if matches!(
+        folded as u32,
+        0x3000..=0x303F | 0x115F | 0x1160 | 0x3164 | 0xFFA0 | 0x17B4 | 0x17B5
+    ) {
         return Normal::Dropped;
     }
     if folded.is_ascii_alphanumeric()
@@ -425,7 +434,8 @@ pub(crate) fn digit_of(c: char) -> Option<u8> {
     (code & 3 == NORMAL_NUMBER).then_some((code >> 2) as u8)
 }
 
-/// Steps 1 and 2: traditional → simplified, full-width → half-width, lower case.
+/// Steps 1 and 2: traditional → simplified, full-width → half-width, lower case, and
+/// look-alikes to the character they stand for.
 fn fold(c: char) -> char {
     match c {
         'A'..='Z' => c.to_ascii_lowercase(),
@@ -434,9 +444,54 @@ fn fold(c: char) -> char {
             half.to_ascii_lowercase()
         }
         '\u{3000}' => ' ',
+        // CJK and Kangxi radicals (⾼ looks like 高), compatibility ideographs, mathematical
+        // letters and digits (𝐀, 𝟏): written to look like a word's own characters.
+        '\u{2E80}'..='\u{2FDF}' | '\u{F900}'..='\u{FAFF}' | '\u{1D400}'..='\u{1D7FF}' => {
+            match compatible(c) {
+                same if same == c => simplified(c),
+                other => fold(other),
+            }
+        }
         _ if (c as u32) < 0x3400 => c,
         _ => simplified(c),
     }
+}
+
+/// The one character Unicode's compatibility decomposition gives for `c`, or `c` where it
+/// gives none or several.
+fn compatible(c: char) -> char {
+    let (mut first, mut count) = (c, 0);
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        first = d;
+        count += 1;
+    });
+    if count == 1 {
+        first
+    } else {
+        c
+    }
+}
+
+/// The zero of every run of decimal digits (general category Nd) but ASCII's and the
+/// full-width one (which step 2 folds), from Unicode 14's character database: each is
+/// followed by its script's 1 … 9.
+const DECIMAL_ZEROS: [u32; 64] = [
+    0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6,
+    0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50,
+    0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0x104A0,
+    0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
+    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE,
+    0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// The value of a decimal digit of another script than ASCII.
+fn decimal_digit(c: char) -> Option<u8> {
+    let code = c as u32;
+    let run = DECIMAL_ZEROS
+        .partition_point(|&zero| zero <= code)
+        .checked_sub(1)?;
+    let offset = code - DECIMAL_ZEROS[run];
+    (offset < 10).then_some(offset as u8)
 }
 
 /// Step 3: the value of a digit written in another form than ASCII (0–20).
@@ -467,7 +522,7 @@ fn digit_value(c: char) -> Option<u8> {
         // ㈠ … ㈩, ㊀ … ㊉
         '\u{3220}'..='\u{3229}' => (c as u32 - 0x3220 + 1) as u8,
         '\u{3280}'..='\u{3289}' => (c as u32 - 0x3280 + 1) as u8,
-        _ => return None,
+        _ => return decimal_digit(c),
     };
     Some(value)
 }
@@ -573,6 +628,15 @@ mod tests {
         assert_eq!(norm("高-仿"), "高仿");
         assert_eq!(norm("最\u{200b}好"), "最好");
         assert_eq!(norm("「仅此一次」！"), "仅此1次");
+        // Invisible letters, look-alike radicals and ideographs, other scripts' digits.
+        assert_eq!(
+            norm("最\u{3164}好 最\u{115F}\u{1160}好 最\u{FFA0}好"),
+            "最好最好最好"
+        );
+        assert_eq!(norm("\u{2FBC}仿"), "高仿");
+        assert_eq!(norm("\u{F900}"), "岂");
+        assert_eq!(norm("第\u{1D7CF} 𝐓𝐎𝐏"), "第1top");
+        assert_eq!(norm("第\u{0661}\u{0E52}\u{0967}"), "第121");
     }
 
     fn locate(original: &str, needle: &str) -> Located {

@@ -382,6 +382,25 @@ fn explain_says_why_a_record_is_not_an_event() {
 }
 
 #[test]
+fn explain_drops_a_byte_order_mark_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.json");
+    let line = event("explain-bom", "高仿大牌提花面料");
+    std::fs::write(
+        &path,
+        [b"\xEF\xBB\xBF".as_slice(), line.as_bytes()].concat(),
+    )
+    .unwrap();
+    let output = loomguard().args(["explain"]).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("TAKEDOWN — listing P-explain-bom"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_configuration_file_sets_run_and_flags_win_over_it() {
     let dir = tempfile::tempdir().unwrap();
     let from_file = dir.path().join("from-file.jsonl");

@@ -83,10 +83,17 @@ impl CharMap {
                 word: (entry >> 32) as u32 & 0xFFFF,
                 term: (entry >> 48) as u32,
             },
+            // The folded character may be in the plane the table holds: 𝟏 folds to 1.
             None => info(
                 char_table().get(c),
-                |c| self.astral_words.get(&c).copied().unwrap_or(NO_CODE),
-                |c| self.astral_terms.get(&c).copied().unwrap_or(NO_CODE),
+                |f| match self.bmp.get(f as usize) {
+                    Some(&entry) => (entry >> 32) as u32 & 0xFFFF,
+                    None => self.astral_words.get(&f).copied().unwrap_or(NO_CODE),
+                },
+                |f| match self.bmp.get(f as usize) {
+                    Some(&entry) => (entry >> 48) as u32,
+                    None => self.astral_terms.get(&f).copied().unwrap_or(NO_CODE),
+                },
             ),
         }
     }
