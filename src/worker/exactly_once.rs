@@ -8,6 +8,7 @@
 //! the worker's own state took them already and will not make them again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -189,8 +190,33 @@ async fn transact(
         "transaction failed; aborting and deciding the batch again"
     );
     resume(stop, || producer.abort_transaction(TRANSACTION_CALL)).map_err(WorkerError::Fenced)?;
-    rewind(consumer, batch)?;
+    if *stop.borrow() {
+        // No batch follows (the loop ends on a stop) and nothing more is committed: the
+        // partitions' next owner starts from their committed offsets.
+        return Ok(false);
+    }
+    // Reading the committed offsets and seeking may each take their whole timeout with the
+    // broker gone; on a blocking thread they leave the task free to see the shutdown
+    // deadline pass.
+    let first = first_offsets(batch);
+    let consumer = Arc::clone(consumer);
+    match tokio::task::spawn_blocking(move || rewind(&consumer, &first)).await {
+        Ok(rewound) => rewound?,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    }
     Ok(false)
+}
+
+/// Each of the batch's partitions with the offset of its first message in the batch.
+fn first_offsets(batch: &[Consumed]) -> BTreeMap<(String, i32), i64> {
+    let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = first
+            .entry((message.topic.to_string(), message.partition))
+            .or_insert(message.offset);
+        *entry = (*entry).min(message.offset);
+    }
+    first
 }
 
 /// Calls a transactional operation again while it times out: librdkafka goes on with it in
@@ -230,27 +256,22 @@ pub(super) fn resume(
 /// partition revoked meanwhile is skipped, as its new owner starts from the committed offset;
 /// one still assigned that cannot be rewound stops the worker, which would otherwise go on
 /// past the aborted messages and commit offsets beyond them.
-fn rewind(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) -> Result<(), WorkerError> {
-    let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for message in batch {
-        let entry = first
-            .entry((&message.topic, message.partition))
-            .or_insert(message.offset);
-        *entry = (*entry).min(message.offset);
-    }
+fn rewind(
+    consumer: &StreamConsumer<WorkerContext>,
+    first: &BTreeMap<(String, i32), i64>,
+) -> Result<(), WorkerError> {
     let mut partitions = TopicPartitionList::with_capacity(first.len());
-    for &(topic, partition) in first.keys() {
-        partitions.add_partition(topic, partition);
+    for (topic, partition) in first.keys() {
+        partitions.add_partition(topic, *partition);
     }
-    let committed = tokio::task::block_in_place(|| {
-        consumer.committed_offsets(partitions, TRANSACTION_TIMEOUT)
-    })
-    .inspect_err(|error| {
+    let committed = consumer
+        .committed_offsets(partitions, TRANSACTION_TIMEOUT)
+        .inspect_err(|error| {
         tracing::warn!(%error, "cannot read the committed offsets; rewinding to the batch's first messages");
     })
     .ok();
 
-    for ((topic, partition), first) in first {
+    for (&(ref topic, partition), &first) in first {
         let target = committed
             .as_ref()
             .and_then(|committed| committed.find_partition(topic, partition))
@@ -259,14 +280,12 @@ fn rewind(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) -> Resul
                 _ => None,
             })
             .unwrap_or(first);
-        let sought = tokio::task::block_in_place(|| {
-            consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(target),
-                TRANSACTION_TIMEOUT,
-            )
-        });
+        let sought = consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(target),
+            TRANSACTION_TIMEOUT,
+        );
         let Err(error) = sought else {
             continue;
         };
@@ -275,12 +294,12 @@ fn rewind(consumer: &StreamConsumer<WorkerContext>, batch: &[Consumed]) -> Resul
             .is_ok_and(|assignment| assignment.find_partition(topic, partition).is_some());
         if assigned {
             return Err(WorkerError::Rewind {
-                topic: topic.to_owned(),
+                topic: topic.clone(),
                 partition,
                 source: error,
             });
         }
-        tracing::debug!(%error, topic, partition, "revoked meanwhile: not rewound");
+        tracing::debug!(%error, %topic, partition, "revoked meanwhile: not rewound");
     }
     Ok(())
 }
