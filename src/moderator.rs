@@ -353,7 +353,18 @@ impl Moderator {
                     &compiled.rules.version,
                     now,
                 );
-                let line = encode_line(&decision);
+                let mut line = encode_line(&decision);
+                if line.len() > MAX_DECISION_BYTES {
+                    shorten(&mut inspection.findings);
+                    line = encode_line(&DecisionView::new(
+                        &decoded.event,
+                        verdict,
+                        &inspection.findings,
+                        inspection.appeal_deadline.as_deref(),
+                        &compiled.rules.version,
+                        now,
+                    ));
+                }
                 // Decoding parsed and validated the time already.
                 let occurred_at = Some(decoded.occurred_at.unix_timestamp_nanos() as f64 / 1e9);
                 Outcome::Decision {
@@ -402,6 +413,33 @@ pub fn decision_outcome(decision: &Decision) -> Outcome {
         findings: KindCounts::of(decision.findings.iter().map(|f| &f.kind)),
         // Not an event's latency: the complaint, not a listing change, caused it.
         occurred_at: None,
+    }
+}
+
+/// Above this a decision's findings are shortened ([`shorten`]): a finding quotes its text,
+/// which may be a whole 1 MiB title, and a decision must fit a Kafka message (1,000,000
+/// bytes by default) with its headers, or the worker could never send it and would meet the
+/// same event again after every restart.
+pub const MAX_DECISION_BYTES: usize = 768 * 1024;
+
+/// Characters of a finding's text kept by [`shorten`]; the span still gives the whole range.
+pub const SHORT_TEXT_CHARS: usize = 256;
+
+/// Cuts each finding's text to [`SHORT_TEXT_CHARS`] (marked with a final `…`) and replaces
+/// evidence of over 4 KiB with a note saying so: 64 findings then take under 400 KiB.
+fn shorten(findings: &mut [crate::contract::Finding]) {
+    for finding in findings {
+        if let Some((cut, _)) = finding.text.char_indices().nth(SHORT_TEXT_CHARS) {
+            finding.text.truncate(cut);
+            finding.text.push('…');
+        }
+        let large = finding
+            .evidence
+            .as_ref()
+            .is_some_and(|evidence| evidence.to_string().len() > 4096);
+        if large {
+            finding.evidence = Some(serde_json::json!({ "omitted": "over 4 KiB" }));
+        }
     }
 }
 

@@ -130,3 +130,42 @@ fn a_field_of_a_hundred_thousand_findings_keeps_every_span_in_place() {
     }
     assert_eq!(decision.findings.len() + decision.findings_omitted, 150_001);
 }
+
+/// A finding quotes its text, and a title's may be the whole title: a title of 160,000
+/// control characters, six bytes each escaped, would make a decision no Kafka producer
+/// takes. Its findings are shortened instead, the span left whole.
+#[test]
+fn a_decision_over_its_limit_keeps_its_spans_and_shortens_its_texts() {
+    use loomguard::moderator::{MAX_DECISION_BYTES, SHORT_TEXT_CHARS};
+
+    let title = format!("新款热卖{}", "\u{1}".repeat(160_000));
+    let mut event = common::event_with("title", &title, &[]);
+    event.listing.description = String::new();
+    let line = serde_json::to_vec(&event).unwrap();
+    assert!(line.len() < 1024 * 1024, "{}", line.len());
+    let moderator = moderator();
+    let prepared = moderator.prepare(
+        &line,
+        line.len() as u64,
+        &position,
+        &mut Scratch::default(),
+        "t",
+    );
+    let Outcome::Decision { line, .. } = moderator.finish(prepared, "t") else {
+        panic!("the event is decided");
+    };
+    assert!(line.len() <= MAX_DECISION_BYTES, "{}", line.len());
+    let decision: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let findings = decision["findings"].as_array().unwrap();
+    let no_product = findings
+        .iter()
+        .find(|f| f["kind"] == "title.no_product")
+        .unwrap_or_else(|| panic!("the title names no product: {findings:?}"));
+    assert_eq!(no_product["start"], 0);
+    assert_eq!(no_product["end"], 160_004);
+    let kept: String = title.chars().take(SHORT_TEXT_CHARS).collect();
+    assert_eq!(
+        no_product["text"].as_str(),
+        Some(format!("{kept}…").as_str())
+    );
+}
