@@ -345,25 +345,20 @@ impl Moderator {
             } => {
                 let findings = KindCounts::of(inspection.findings.iter().map(|f| &f.kind));
                 let verdict = Verdict::of(&mut inspection.findings);
-                let decision = DecisionView::new(
-                    &decoded.event,
-                    verdict,
-                    &inspection.findings,
-                    inspection.appeal_deadline.as_deref(),
-                    &compiled.rules.version,
-                    now,
-                );
-                let mut line = encode_line(&decision);
-                if line.len() > MAX_DECISION_BYTES {
-                    shorten(&mut inspection.findings);
-                    line = encode_line(&DecisionView::new(
+                let encode = |findings: &[crate::contract::Finding]| {
+                    encode_line(&DecisionView::new(
                         &decoded.event,
                         verdict,
-                        &inspection.findings,
+                        findings,
                         inspection.appeal_deadline.as_deref(),
                         &compiled.rules.version,
                         now,
-                    ));
+                    ))
+                };
+                let mut line = encode(&inspection.findings);
+                if line.len() > MAX_DECISION_BYTES {
+                    shorten(&mut inspection.findings);
+                    line = encode(&inspection.findings);
                 }
                 // Decoding parsed and validated the time already.
                 let occurred_at = Some(decoded.occurred_at.unix_timestamp_nanos() as f64 / 1e9);
