@@ -120,15 +120,18 @@ impl ContactDetector {
         }
 
         let mut claimed = Claimed::new(&out[first..]);
+        // The furthest end of the numbers this loop found: they start at growing positions.
+        let mut numbers_reach = 0;
         let mut i = 0;
         while i < chars.len() {
-            if digit_of(chars[i]).is_none() || claimed.overlaps(i + 1, i) {
+            if digit_of(chars[i]).is_none() || i < numbers_reach || claimed.overlaps(i + 1, i) {
                 i += 1;
                 continue;
             }
             let run = read_digits(chars, i);
             if starts_clean(chars, i) && ends_clean(chars, run.end) {
                 if let Some(kind) = phone_shape(run.digits()) {
+                    numbers_reach = numbers_reach.max(run.end);
                     out.push(Contact {
                         kind,
                         start: i,
