@@ -1,7 +1,8 @@
 //! Kafka mode on bad input, against a real broker (`LOOMGUARD_TEST_BROKERS`; without it these
 //! tests say they are skipped and pass): messages too large, keyless or escaping badly become
-//! dead letters or decisions and their partition flows on, and a worker started before its
-//! topics exist creates its output topics and waits for its input topic.
+//! dead letters or decisions and their partition flows on, an event whose decision would be
+//! too large to send is decided in short, and a worker started before its topics exist creates
+//! its output topics and waits for its input topic.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use common::kafka::{create_topic_with, create_topics, unique, Reader, Record};
 use common::service::Service;
+use loomguard::moderator::{MAX_DECISION_BYTES, SHORT_TEXT_CHARS};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -47,12 +49,16 @@ fn worker(brokers: &str, topics: &Topics) -> Service {
 }
 
 fn event(id: &str, listing: &str) -> Vec<u8> {
+    event_titled(id, listing, &format!("全棉府绸 40s×40s 133×72 {listing}"))
+}
+
+fn event_titled(id: &str, listing: &str, title: &str) -> Vec<u8> {
     serde_json::json!({
         "schema": "listing-event/v1", "event_id": id, "op": "upsert",
         "occurred_at": "2026-12-02T09:15:00+08:00",
         "seller": {"id": "S-bad", "licences": []},
         "listing": {"id": listing, "version": 1, "intent": "supply",
-                    "title": format!("全棉府绸 40s×40s 133×72 {listing}"),
+                    "title": title,
                     "category": ["面料", "棉类面料"], "attributes": {"成分": "100%棉"},
                     "description": "", "stock": 100, "images": []}
     })
@@ -117,6 +123,7 @@ fn oversized_keyless_and_badly_escaping_messages_become_dead_letters_and_the_par
     );
     create_topics(&brokers, &[(&topics.output, 1), (&topics.dead, 1)]);
     let worker = worker(&brokers, &topics);
+    let huge_title = format!("新款热卖{}", "\u{1}".repeat(160_000));
     produce(
         &brokers,
         &topics.input,
@@ -127,6 +134,12 @@ fn oversized_keyless_and_badly_escaping_messages_become_dead_letters_and_the_par
             (Some("S-bad"), vec![b'x'; 20 * 1024 * 1024]),
             // No key: a decision is keyed by listing anyway.
             (None, event("e-keyless", "P2")),
+            // A title of 160,000 control characters, which JSON writes six bytes each, that
+            // names no product, twice: the copy's decision quotes it in two findings (no
+            // product, duplicate), 1.9 MB in all, over what the producer sends (1 MB) unless
+            // the decision is shortened.
+            (Some("S-bad"), event_titled("e-huge", "P4", &huge_title)),
+            (Some("S-bad"), event_titled("e-copy", "P5", &huge_title)),
             (None, b"not json".to_vec()),
             // Control characters are valid UTF-8 that JSON writes six bytes each: kept whole
             // (256 KiB), the dead letter would pass what the producer accepts.
@@ -135,7 +148,9 @@ fn oversized_keyless_and_badly_escaping_messages_become_dead_letters_and_the_par
         ],
     );
 
-    let decided = common::kafka::values(&read(&brokers, &topics.output, 3, &worker));
+    let decided = read(&brokers, &topics.output, 5, &worker);
+    let copy_bytes = decided[3].value.as_ref().map_or(0, Vec::len);
+    let decided = common::kafka::values(&decided);
     let dead = read(&brokers, &topics.dead, 3, &worker);
     stop(worker);
 
@@ -143,8 +158,28 @@ fn oversized_keyless_and_badly_escaping_messages_become_dead_letters_and_the_par
         .iter()
         .map(|d| d["event_id"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["e-first", "e-keyless", "e-last"]);
+    assert_eq!(
+        events,
+        ["e-first", "e-keyless", "e-huge", "e-copy", "e-last"]
+    );
     assert_eq!(decided[1]["listing_id"], "P2");
+    assert!(copy_bytes <= MAX_DECISION_BYTES, "{copy_bytes}");
+    let findings: Vec<(&str, &serde_json::Value)> = decided[3]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f))
+        .collect();
+    let kinds: Vec<&str> = findings.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(kinds, ["title.no_product", "duplicate.text"]);
+    let kept: String = huge_title.chars().take(SHORT_TEXT_CHARS).collect();
+    for (_, finding) in findings {
+        assert_eq!(
+            (&finding["start"], &finding["end"]),
+            (&0.into(), &160_004.into())
+        );
+        assert_eq!(finding["text"], format!("{kept}…"));
+    }
 
     let keys: Vec<&str> = dead.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys, ["S-bad", "", "S-bad"]);
