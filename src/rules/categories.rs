@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -34,6 +35,8 @@ pub struct Taxonomy {
     pub usage: Vec<String>,
     /// A title naming this many different products or more is stuffed.
     pub stuffing_threshold: usize,
+    /// Each category name with the first category it names: read for every listing.
+    category_of_name: FxHashMap<String, usize>,
 }
 
 #[derive(Deserialize)]
@@ -131,8 +134,15 @@ impl Taxonomy {
                 holds,
             });
         }
+        let mut category_of_name = FxHashMap::default();
+        for (i, category) in categories.iter().enumerate() {
+            for name in &category.names {
+                category_of_name.entry(name.clone()).or_insert(i);
+            }
+        }
         Taxonomy {
             categories,
+            category_of_name,
             nouns,
             ignore: file.ignore,
             usage: file.usage,
@@ -143,12 +153,8 @@ impl Taxonomy {
     /// The category a listing's category path is filed under: the first level that names
     /// one. A path of names outside the taxonomy (crafts, security goods) has none.
     pub fn category_of_path(&self, path: &[impl AsRef<str>]) -> Option<usize> {
-        path.iter().find_map(|level| {
-            let level = level.as_ref().trim();
-            self.categories
-                .iter()
-                .position(|c| c.names.iter().any(|n| n == level))
-        })
+        path.iter()
+            .find_map(|level| self.category_of_name.get(level.as_ref().trim()).copied())
     }
 }
 

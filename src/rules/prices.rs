@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -105,7 +106,7 @@ impl Default for Learning {
 pub struct PriceRules {
     pub units: Vec<CanonicalUnit>,
     /// Normalised spelling → unit.
-    spellings: HashMap<String, UnitSpelling>,
+    spellings: FxHashMap<String, UnitSpelling>,
     pub currencies: Vec<Currency>,
     /// Normalised currency name → index into `currencies`, longest first, for prefixes.
     currency_names: Vec<(String, usize)>,
@@ -260,7 +261,7 @@ impl PriceRules {
         currency_names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
 
         let mut units: Vec<CanonicalUnit> = Vec::new();
-        let mut spellings = HashMap::new();
+        let mut spellings = FxHashMap::default();
         for def in file.unit {
             let start = def.canonical.span().start;
             let name = def.canonical.into_inner();

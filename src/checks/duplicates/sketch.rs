@@ -43,8 +43,13 @@ impl Sketch {
 
     /// Bits in which two sketches' SimHashes differ.
     pub fn distance(&self, other: &Sketch) -> u32 {
-        (self.simhash ^ other.simhash).count_ones()
+        simhash_distance(self.simhash, other.simhash)
     }
+}
+
+/// Bits in which two SimHashes differ.
+pub fn simhash_distance(a: u64, b: u64) -> u32 {
+    (a ^ b).count_ones()
 }
 
 /// Builds a [`Sketch`] field by field as the parallel checks normalise the fields.
