@@ -162,7 +162,8 @@ async fn transact(
     } = worker;
     let offsets = next_offsets(batch);
     let attempt = async {
-        tokio::task::block_in_place(|| producer.begin_transaction())
+        off_task(producer, |producer| producer.begin_transaction())
+            .await
             .map_err(WorkerError::Delivery)?;
         produce(producer, &run.config, batch, outcomes).await?;
         for delivery in send_state(producer, state).await? {
@@ -171,12 +172,16 @@ async fn transact(
         let group = consumer
             .group_metadata()
             .ok_or(WorkerError::Delivery(KafkaError::NoMessageReceived))?;
-        resume(stop, || {
+        resume(stop, producer, move |producer| {
             producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_CALL)
         })
+        .await
         .map_err(WorkerError::Delivery)?;
-        resume(stop, || producer.commit_transaction(TRANSACTION_CALL))
-            .map_err(WorkerError::Delivery)
+        resume(stop, producer, |producer| {
+            producer.commit_transaction(TRANSACTION_CALL)
+        })
+        .await
+        .map_err(WorkerError::Delivery)
     };
     let Err(error) = attempt.await else {
         return Ok(true);
@@ -189,7 +194,11 @@ async fn transact(
         state_records = state.iter().map(|(_, records)| records.len()).sum::<usize>(),
         "transaction failed; aborting and deciding the batch again"
     );
-    resume(stop, || producer.abort_transaction(TRANSACTION_CALL)).map_err(WorkerError::Fenced)?;
+    resume(stop, producer, |producer| {
+        producer.abort_transaction(TRANSACTION_CALL)
+    })
+    .await
+    .map_err(WorkerError::Fenced)?;
     if *stop.borrow() {
         // No batch follows (the loop ends on a stop) and nothing more is committed: the
         // partitions' next owner starts from their committed offsets.
@@ -222,15 +231,19 @@ fn first_offsets(batch: &[Consumed]) -> BTreeMap<(String, i32), i64> {
 /// Calls a transactional operation again while it times out: librdkafka goes on with it in
 /// the background and lets it be resumed (a broker restarting, say). A stopping worker gives
 /// up instead; the coordinator aborts what it leaves open once the transaction times out.
-/// Each call waits [`TRANSACTION_CALL`] at most, so that a stop is seen within that time.
-pub(super) fn resume(
+/// Each call is given [`TRANSACTION_CALL`], so that a stop is seen within that time, and runs
+/// [`off_task`], so that the shutdown deadline can cut short a call that overstays it.
+pub(super) async fn resume(
     stop: &watch::Receiver<bool>,
-    operation: impl Fn() -> Result<(), KafkaError>,
+    producer: &TransactionalProducer,
+    operation: impl Fn(&TransactionalProducer) -> Result<(), KafkaError> + Send + Sync + 'static,
 ) -> Result<(), KafkaError> {
+    let operation = Arc::new(operation);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let result = tokio::task::block_in_place(&operation);
+        let call = Arc::clone(&operation);
+        let result = off_task(producer, move |producer| call(producer)).await;
         let timed_out = match &result {
             Err(KafkaError::Transaction(error)) => error.is_retriable(),
             // Committing flushes first, which says so in an error of its own.
@@ -248,6 +261,25 @@ pub(super) fn resume(
                 tracing::debug!(%error, attempts, "a transactional call timed out again");
             }
         }
+    }
+}
+
+pub(super) type TransactionalProducer = FutureProducer<WorkerContext>;
+
+/// Runs a call of the producer's on a blocking thread and waits for it without holding the
+/// task. librdkafka does not always return by the timeout it is given: with the broker gone,
+/// a send of offsets to the transaction was seen waiting on long past the shutdown deadline,
+/// which a call on the task itself would have kept from ever firing. A call the deadline
+/// cuts short is left to finish (or not) on its thread, which the runtime's shutdown then
+/// abandons.
+pub(super) async fn off_task(
+    producer: &TransactionalProducer,
+    call: impl FnOnce(&TransactionalProducer) -> Result<(), KafkaError> + Send + 'static,
+) -> Result<(), KafkaError> {
+    let producer = producer.clone();
+    match tokio::task::spawn_blocking(move || call(&producer)).await {
+        Ok(result) => result,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
     }
 }
 

@@ -142,8 +142,11 @@ pub async fn run_kafka(run: KafkaRun, moderator: Arc<Moderator>) -> Result<Summa
     let exactly_once = run.config.exactly_once;
     if exactly_once {
         // It waits for the transaction coordinator, which a broker down at start is not.
-        exactly_once::resume(&stop, || producer.init_transactions(TRANSACTION_CALL))
-            .map_err(WorkerError::Start)?;
+        exactly_once::resume(&stop, &producer, |producer| {
+            producer.init_transactions(TRANSACTION_CALL)
+        })
+        .await
+        .map_err(WorkerError::Start)?;
     }
     tracing::info!(
         exactly_once,
@@ -462,8 +465,7 @@ const FETCH_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long one transactional call may block before the worker looks at the stop signal
-/// again: these calls hold the task, so the shutdown deadline cannot cut one short.
-/// [`exactly_once::resume`] calls again while the call is still under way.
+/// again; [`exactly_once::resume`] calls again while the call is still under way.
 const TRANSACTION_CALL: Duration = Duration::from_secs(2);
 
 /// Per partition, the offset after the batch's last message.
