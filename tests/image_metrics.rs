@@ -1,12 +1,12 @@
 //! The image metrics of the Prometheus registry, filled by the image check over a real HTTP
 //! server on 127.0.0.1: fetches and decodes by outcome, and the size of the image index.
 
-#[path = "common/http.rs"]
-mod http;
+mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::{http, sample};
 use loomguard::checks::images::ImageCheck;
 use loomguard::checks::Inspection;
 use loomguard::contract::ListingEvent;
@@ -14,14 +14,6 @@ use loomguard::images::fetch::{FetchSettings, Fetcher};
 use loomguard::images::hasher::ImageHasher;
 use loomguard::images::state::ImageState;
 use loomguard::rules::RuleSet;
-
-/// The value of one sample line of the scrape, e.g. `loomguard_image_fetches_total{outcome="ok"}`.
-fn sample(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in the scrape:\n{scrape}"))
-}
 
 /// An image check over an empty index, fetching with `settings`.
 fn image_check(rules: &RuleSet, settings: FetchSettings) -> std::sync::Arc<ImageCheck> {

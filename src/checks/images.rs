@@ -209,15 +209,34 @@ impl ImageCheck {
         if wanting.is_empty() {
             return;
         }
+        let limit = self.rules.load().0.max_images_per_listing;
         let urls: Vec<&str> = wanting
             .iter()
-            .flat_map(|(event, _)| event.listing.images.iter().map(String::as_str))
+            .flat_map(|(event, _)| event.listing.images.iter().take(limit))
+            .map(String::as_str)
             .collect();
         let mut results = self.hasher.hash_all(&urls).into_iter();
 
         let mut counts = lock(&self.counts);
         for (event, inspection) in &mut wanting {
-            for url in &event.listing.images {
+            let over = event.listing.images.len().saturating_sub(limit);
+            if over > 0 {
+                tracing::debug!(
+                    event = %event.event_id,
+                    images = event.listing.images.len(),
+                    limit,
+                    "images over the listing's limit not fetched"
+                );
+                *counts
+                    .problems
+                    .entry(OVER_LIMIT_PROBLEM.to_owned())
+                    .or_default() += over as u64;
+                crate::metrics::global()
+                    .image_fetches
+                    .with_label_values(&[crate::metrics::IMAGE_OVER_LIMIT])
+                    .inc_by(over as u64);
+            }
+            for url in event.listing.images.iter().take(limit) {
                 let Some(result) = results.next() else { break };
                 count_outcome(&result);
                 match &result {
@@ -386,6 +405,9 @@ fn duplicate_evidence(
         "hash": hash.hash,
     })
 }
+
+/// The problem an image past its listing's limit is counted under.
+const OVER_LIMIT_PROBLEM: &str = "listing.over_limit";
 
 /// Counts a fetch and decode in the image metrics: a fetch that failed was never decoded.
 fn count_outcome(result: &HashResult) {

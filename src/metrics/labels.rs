@@ -183,3 +183,7 @@ impl ErrorStage {
 
 /// Outcomes of an image fetch or decode, as `crate::checks::images` counts them.
 pub const IMAGE_OUTCOMES: [&str; 4] = ["ok", "error", "timeout", "too_large"];
+
+/// The fetch outcome of an image past its listing's limit (`max_images` in
+/// `rules/images.toml`): it is not fetched.
+pub const IMAGE_OVER_LIMIT: &str = "over_limit";

@@ -28,7 +28,9 @@ use prometheus::{
 
 use crate::contract::{Action, Kind};
 
-pub use labels::{Check, ErrorStage, ReasonClass, ReloadOutcome, Source, IMAGE_OUTCOMES};
+pub use labels::{
+    Check, ErrorStage, ReasonClass, ReloadOutcome, Source, IMAGE_OUTCOMES, IMAGE_OVER_LIMIT,
+};
 pub use tally::{now_unix_seconds, unix_seconds, CheckClock, KindCounts, Tally};
 
 /// One event in this many per thread has its checks timed.
@@ -218,6 +220,7 @@ impl Metrics {
             image_fetches.with_label_values(&[outcome]);
             image_decodes.with_label_values(&[outcome]);
         }
+        image_fetches.with_label_values(&[IMAGE_OVER_LIMIT]);
         let image_index_entries = register(
             &registry,
             IntGauge::new(

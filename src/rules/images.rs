@@ -12,6 +12,8 @@ use crate::images::DecodeLimits;
 /// The image checks' settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRules {
+    /// Images of one listing hashed at most; the rest are counted, not fetched.
+    pub max_images_per_listing: usize,
     /// Bits a repeated image of the same seller may differ in.
     pub duplicate_distance: u32,
     /// Bits a copy of a protected original may differ in.
@@ -30,6 +32,7 @@ pub struct ImageRules {
 impl Default for ImageRules {
     fn default() -> Self {
         ImageRules {
+            max_images_per_listing: 32,
             duplicate_distance: 10,
             infringement_distance: 12,
             appeal_working_days: 2,
@@ -44,11 +47,18 @@ impl Default for ImageRules {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesFile {
+    listing: ListingFile,
     duplicate: Distance,
     infringement: Infringement,
     search: Distance,
     detail: DetailFile,
     decode: DecodeFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListingFile {
+    max_images: Spanned<u32>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +94,10 @@ struct DecodeFile {
 /// anything.
 const MAX_MATCH_DISTANCE: u32 = 24;
 
+/// A listing's images are fetched together with its batch's; beyond a few hundred one event
+/// would hold the batch up for minutes.
+const MAX_IMAGES_PER_LISTING: u32 = 256;
+
 impl ImageRules {
     pub(super) fn load(dir: &Path, problems: &mut Vec<Problem>) -> ImageRules {
         let path = dir.join("images.toml");
@@ -103,6 +117,12 @@ impl ImageRules {
             }
         };
 
+        let max_images = &file.listing.max_images;
+        problem(
+            (1..=MAX_IMAGES_PER_LISTING).contains(max_images.get_ref()),
+            max_images.span(),
+            &format!("max_images must be between 1 and {MAX_IMAGES_PER_LISTING}"),
+        );
         let distance = |d: &Spanned<u32>| *d.get_ref();
         for (value, what) in [
             (&file.duplicate.max_distance, "duplicate"),
@@ -154,6 +174,7 @@ impl ImageRules {
         );
 
         ImageRules {
+            max_images_per_listing: *max_images.get_ref() as usize,
             duplicate_distance: distance(&file.duplicate.max_distance),
             infringement_distance: distance(&file.infringement.max_distance),
             appeal_working_days: *days.get_ref(),
@@ -180,20 +201,35 @@ mod tests {
         let rules = ImageRules::load(Path::new("rules"), &mut problems);
         assert_eq!(problems, []);
         assert_eq!(rules.appeal_working_days, 2);
+        assert_eq!(rules.max_images_per_listing, 32);
+    }
+
+    /// The problems of the shipped file with one line changed, and that line's number.
+    fn problems_with(line: &str, changed: &str) -> (Vec<Problem>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string("rules/images.toml")
+            .unwrap()
+            .replace(line, changed);
+        std::fs::write(dir.path().join("images.toml"), &text).unwrap();
+        let mut problems = Vec::new();
+        ImageRules::load(dir.path(), &mut problems);
+        let number = text.lines().position(|l| l == changed).unwrap() + 1;
+        (problems, number)
     }
 
     #[test]
     fn a_threshold_out_of_range_is_reported_at_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string("rules/images.toml")
-            .unwrap()
-            .replace("max_distance = 12", "max_distance = 40");
-        std::fs::write(dir.path().join("images.toml"), &text).unwrap();
-        let mut problems = Vec::new();
-        ImageRules::load(dir.path(), &mut problems);
-        let line = text.lines().position(|l| l == "max_distance = 40").unwrap() + 1;
+        let (problems, line) = problems_with("max_distance = 12", "max_distance = 40");
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].line, line);
         assert!(problems[0].message.starts_with("infringement max_distance"));
+    }
+
+    #[test]
+    fn a_listing_limit_of_no_images_is_reported_at_its_line() {
+        let (problems, line) = problems_with("max_images = 32", "max_images = 0");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, line);
+        assert_eq!(problems[0].message, "max_images must be between 1 and 256");
     }
 }

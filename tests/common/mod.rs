@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod http;
 pub mod kafka;
 pub mod service;
 
@@ -89,4 +90,13 @@ pub fn read_lines(path: &Path) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The value of one sample line of a Prometheus scrape, e.g.
+/// `loomguard_image_fetches_total{outcome="ok"}`.
+pub fn sample(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in the scrape:\n{scrape}"))
 }
