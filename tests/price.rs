@@ -509,6 +509,23 @@ fn any_price_input_is_survived() {
 }
 
 #[test]
+fn a_price_too_small_for_powers_of_ten_keeps_it_in_the_evidence() {
+    // Found by `any_price_input_is_survived`: rounding scaled by 1e300 at most, so this price
+    // of fabric by the gram was reported as 0.
+    let rules = rules();
+    let checks = Checks::new(&rules).unwrap();
+    let listing = event(&["面料"], json!(3.004659955112323e-309), None, Some("G"));
+    let inspection = observe(&checks, &mut OrderedChecks::new(100), &listing);
+    let findings = price_findings(&inspection.findings);
+    assert_eq!(findings.len(), 1, "{:?}", inspection.findings);
+    let evidence = findings[0].evidence.as_ref().unwrap();
+    // Per kilogram, a thousand grams.
+    assert_eq!(evidence["price"], json!(3.00466e-306), "{evidence}");
+    assert_eq!(evidence["unit"], json!("元/公斤"));
+    assert_eq!(evidence["ratio"], json!(6.00932e-307));
+}
+
+#[test]
 fn the_learned_state_depends_only_on_the_input_order() {
     let rules = rules();
     let checks = Checks::new(&rules).unwrap();

@@ -274,12 +274,29 @@ fn finding(
     Some(finding)
 }
 
-/// Six significant digits: evidence people read, and tests compare.
+/// Six significant digits: evidence people read, and tests compare. Through the decimal
+/// text, as scaling by a power of ten runs out of range at either end of f64's: a price of
+/// 3e-309 yuan came out as 0.
 fn round(value: f64) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return value;
     }
-    let digits = (5 - value.abs().log10().floor() as i32).clamp(-300, 300);
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
+    format!("{value:.5e}").parse().unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round;
+
+    #[test]
+    fn evidence_keeps_six_significant_digits_at_any_magnitude() {
+        assert_eq!(round(33.333333), 33.3333);
+        assert_eq!(round(0.05), 0.05);
+        assert_eq!(round(123_456_789.0), 123_457_000.0);
+        assert_eq!(round(0.000_123_456_789), 0.000_123_457);
+        assert_eq!(round(3.004659955112323e-309), 3.00466e-309);
+        assert_eq!(round(1.797_693_134_862_315_7e308), 1.79769e308);
+        assert_eq!(round(-2.5e-320), -2.5e-320);
+        assert_eq!(round(0.0), 0.0);
+    }
 }
