@@ -1,6 +1,7 @@
 //! Kafka mode across a broker restart: the broker is stopped mid-stream and started again
-//! with its data, is down when the worker starts, or goes away as the worker is stopped; the
-//! worker resumes, waits for it, or exits by its deadline, and nothing is lost.
+//! with its data (in exactly-once mode, for longer than a transaction may last), is down when
+//! the worker starts, or goes away as the worker is stopped; the worker resumes, waits for it,
+//! or exits by its deadline, and nothing is lost.
 //!
 //! Needs `LOOMGUARD_TEST_BROKERS` and `LOOMGUARD_TEST_KAFKA_STATE`, the state directory of a
 //! broker that `.ci/kafka/start` started (CI gives both). The tests restart that broker, so
@@ -199,6 +200,8 @@ fn produce(brokers: &str, topic: &str, from: usize, to: usize) {
 struct Decided {
     consumer: BaseConsumer,
     ids: BTreeSet<String>,
+    /// Decisions read, copies included.
+    read: usize,
 }
 
 impl Decided {
@@ -207,12 +210,14 @@ impl Decided {
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("reader-{}", names.group))
             .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
             .create()
             .unwrap();
         consumer.subscribe(&[&names.output]).unwrap();
         Decided {
             consumer,
             ids: BTreeSet::new(),
+            read: 0,
         }
     }
 
@@ -225,6 +230,7 @@ impl Decided {
                     serde_json::from_slice(message.payload().unwrap()).unwrap();
                 self.ids
                     .insert(value["event_id"].as_str().unwrap().to_owned());
+                self.read += 1;
             }
         }
     }
@@ -287,6 +293,68 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
         missing.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+#[test]
+fn an_exactly_once_worker_through_an_outage_longer_than_its_transactions_decides_each_event_once() {
+    let Some((brokers, state)) = broker() else {
+        return;
+    };
+    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = brokers.rsplit(':').next().unwrap().to_owned();
+    let names = names("outage-eos");
+    create_topics(&brokers, &names);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("first.log");
+    let mut worker = start_worker_with(&brokers, &names, &log, &["--exactly-once"]);
+
+    let total = 8000;
+    produce(&brokers, &names.input, 0, total / 2);
+    let mut decided = Decided::new(&brokers, &names);
+    decided.read_until(500, Duration::from_secs(60));
+    assert!(
+        decided.ids.len() >= 500,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    // Down for longer than the producer's transaction timeout (10 s): the coordinator aborts
+    // the transaction the worker had open and fences its producer.
+    let stopped = Stopped::stop(&state, &port);
+    std::thread::sleep(Duration::from_secs(15));
+    drop(stopped);
+    produce(&brokers, &names.input, total / 2, total);
+
+    // The worker goes on, or exits (not successfully) to be restarted, as a supervisor would
+    // restart it; either way a read_committed reader sees each decision once.
+    let mut logs = Vec::new();
+    let started = Instant::now();
+    while decided.ids.len() < total && started.elapsed() < Duration::from_secs(180) {
+        decided.read_until(total, Duration::from_secs(1));
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(!status.success(), "exited successfully unasked\n{text}");
+            assert!(logs.len() < 3, "restarted three times\n{}", logs.join("\n"));
+            let error = text.lines().rev().find(|l| l.contains("ERROR"));
+            eprintln!("outage-eos: worker exited with {status}, restarted: {error:?}");
+            logs.push(text);
+            worker = start_worker_with(&brokers, &names, &log, &["--exactly-once"]);
+        }
+    }
+    let (status, last) = stop(worker, &log);
+    logs.push(last);
+    let logs = logs.join("\n");
+    assert!(status.success(), "{logs}");
+    let missing = decided.missing(total);
+    assert!(
+        missing.is_empty(),
+        "{} never decided, e.g. {:?}\n{logs}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // Whatever else arrives within a few seconds is read too: no decision may come twice.
+    decided.read_until(usize::MAX, Duration::from_secs(3));
+    assert_eq!(decided.read, total, "decisions read more than once\n{logs}");
 }
 
 #[test]
