@@ -1,6 +1,6 @@
-//! A listing naming more images than `max_images` in `rules/images.toml`: the first ones are
-//! fetched from a real HTTP server on 127.0.0.1 and indexed, the rest are counted and never
-//! requested. A file of its own, as the metrics registry is one per process.
+//! Listings naming too many images, against a real HTTP server on 127.0.0.1: past
+//! `max_images` in `rules/images.toml` they are counted and never requested, and a URL named
+//! again is fetched once. A file of its own, as the metrics registry is one per process.
 
 mod common;
 
@@ -103,4 +103,51 @@ fn images_past_the_listing_limit_are_counted_and_never_fetched() {
         ),
         3.0
     );
+}
+
+#[test]
+fn a_url_named_again_in_a_batch_is_fetched_once_whether_or_not_it_fails() {
+    let photo = format!(
+        "{}/tests/data/images/camera.png",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let files = HashMap::from([("/camera.png".to_owned(), std::fs::read(photo).unwrap())]);
+    let server = http::start(files);
+    let fetcher = Fetcher::new(FetchSettings {
+        allow_loopback: true,
+        ..FetchSettings::default()
+    })
+    .unwrap();
+    let limits = RuleSet::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/rules"
+    )))
+    .unwrap()
+    .images
+    .decode;
+    let hasher = ImageHasher::new(fetcher, limits, 100).unwrap();
+    let (found, missing) = (server.url("/camera.png"), server.url("/missing.png"));
+    let urls: Vec<&str> = [&found, &missing, &missing, &found, &missing]
+        .map(String::as_str)
+        .to_vec();
+
+    let results = hasher.hash_all(&urls);
+
+    assert_eq!(server.hits("/camera.png"), 1);
+    assert_eq!(server.hits("/missing.png"), 1);
+    let codes: Vec<String> = results
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|p| p.code(), |_| "ok".to_owned()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "fetch.http_status",
+            "fetch.http_status",
+            "ok",
+            "fetch.http_status"
+        ]
+    );
+    assert_eq!(results[0], results[3]);
 }

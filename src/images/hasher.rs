@@ -78,16 +78,25 @@ impl ImageHasher {
         &self.limits
     }
 
-    /// Hashes every URL, in order.
+    /// Hashes every URL, in order. A URL named more than once is fetched once: failures are
+    /// not cached, and a listing naming one URL that never answers 32 times held its batch
+    /// for 32 fetch timeouts.
     pub fn hash_all(&self, urls: &[&str]) -> Vec<HashResult> {
         let mut results: Vec<Option<HashResult>> = vec![None; urls.len()];
         let mut missing = Vec::new();
+        // (a repeated URL's place, the place of its first mention)
+        let mut repeats = Vec::new();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            for (i, url) in urls.iter().enumerate() {
-                match cache.by_url.get(*url) {
-                    Some(hit) => results[i] = Some(Ok(*hit)),
-                    None => missing.push(i),
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            for (i, &url) in urls.iter().enumerate() {
+                if let Some(hit) = cache.by_url.get(url) {
+                    results[i] = Some(Ok(*hit));
+                } else if let Some(&at) = first.get(url) {
+                    repeats.push((i, at));
+                } else {
+                    first.insert(url, i);
+                    missing.push(i);
                 }
             }
         }
@@ -123,6 +132,9 @@ impl ImageHasher {
                 }
                 results[i] = Some(result);
             }
+        }
+        for (i, at) in repeats {
+            results[i] = results[at].clone();
         }
         results
             .into_iter()
