@@ -111,13 +111,16 @@ impl std::fmt::Display for Summary {
             .iter()
             .map(|a| format!("{} {}", a, self.decisions.get(a).copied().unwrap_or(0)))
             .collect();
+        // A run of a few slow events (images that time out) is not "0 events/s".
+        let rate_digits = if self.events_per_second < 10.0 { 2 } else { 0 };
         write!(
             f,
-            "{} events: {}; {} dead letters; {:.2} s, {:.0} events/s",
+            "{} events: {}; {} dead letters; {:.2} s, {:.*} events/s",
             self.events,
             decisions.join(", "),
             self.dead_letter_count(),
             self.seconds,
+            rate_digits,
             self.events_per_second
         )?;
         if let Some(rss) = self.peak_rss_bytes {
@@ -586,4 +589,33 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Summary;
+
+    #[test]
+    fn a_slow_run_shows_its_rate_to_the_hundredth() {
+        let slow = Summary {
+            events: 1,
+            seconds: 20.03,
+            events_per_second: 1.0 / 20.03,
+            ..Summary::default()
+        };
+        assert!(
+            slow.to_string().contains("; 20.03 s, 0.05 events/s"),
+            "{slow}"
+        );
+        let fast = Summary {
+            events: 56,
+            seconds: 0.0017,
+            events_per_second: 32_351.4,
+            ..Summary::default()
+        };
+        assert!(
+            fast.to_string().contains("; 0.00 s, 32351 events/s"),
+            "{fast}"
+        );
+    }
 }

@@ -62,6 +62,15 @@ fn loopback_is_refused_by_default_by_address_and_by_name() {
 }
 
 #[test]
+fn a_url_no_request_can_be_made_of_is_a_bad_url() {
+    let url = format!("https://{}.example.com/photo.jpg", "a".repeat(200_000));
+    assert_eq!(
+        fetch(FetchSettings::default(), &url),
+        Err("bad_url".to_owned())
+    );
+}
+
+#[test]
 fn loopback_is_fetched_when_allowed() {
     let server = server();
     assert_eq!(fetch(loopback(), &server.url("/photo.png")), Ok(photo()));

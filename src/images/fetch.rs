@@ -394,6 +394,10 @@ impl Fetcher {
             }
         } else if err.is_connect() {
             FetchError::Connect(chain)
+        } else if err.is_builder() {
+            // No request can be made of the URL, though it parsed: a host of 200,000
+            // characters, say.
+            FetchError::BadUrl(chain)
         } else {
             FetchError::Transfer(chain)
         }
