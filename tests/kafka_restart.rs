@@ -10,9 +10,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -235,12 +235,18 @@ impl Decided {
         }
     }
 
-    /// The ids of events `0..total` never decided.
-    fn missing(&self, total: usize) -> Vec<String> {
-        (0..total)
+    /// Asserts that every event of `0..total` is decided, showing `log` if not.
+    fn assert_all(&self, total: usize, log: &str) {
+        let missing: Vec<String> = (0..total)
             .map(|n| format!("e{n}"))
             .filter(|id| !self.ids.contains(id))
-            .collect()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} never decided, e.g. {:?}\n{log}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
     }
 }
 
@@ -254,20 +260,29 @@ fn stop(mut worker: Worker, log: &Path) -> (std::process::ExitStatus, String) {
     (status, std::fs::read_to_string(log).unwrap_or_default())
 }
 
-#[test]
-fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
-    let Some((brokers, state)) = broker() else {
-        return;
-    };
-    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
+/// A worker (with `mode` on its command line) part of the way through the first half of
+/// `total` events when the broker is stopped for `down` and started again with its data; the
+/// second half is produced after.
+struct Outage {
+    _broker: MutexGuard<'static, ()>,
+    brokers: String,
+    names: Names,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    worker: Worker,
+    decided: Decided,
+}
+
+fn through_an_outage(test: &str, mode: &[&str], total: usize, down: Duration) -> Option<Outage> {
+    let (brokers, state) = broker()?;
+    let guard = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
     let port = brokers.rsplit(':').next().unwrap().to_owned();
-    let names = names("restart");
+    let names = names(test);
     create_topics(&brokers, &names);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("worker.log");
-    let worker = start_worker(&brokers, &names, &log);
+    let worker = start_worker_with(&brokers, &names, &log, mode);
 
-    let total = 8000;
     produce(&brokers, &names.input, 0, total / 2);
     let mut decided = Decided::new(&brokers, &names);
     decided.read_until(500, Duration::from_secs(60));
@@ -277,53 +292,51 @@ fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
         std::fs::read_to_string(&log).unwrap()
     );
 
-    // The broker goes away mid-stream and comes back with its data.
     let stopped = Stopped::stop(&state, &port);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(down);
     drop(stopped);
     produce(&brokers, &names.input, total / 2, total);
+    Some(Outage {
+        _broker: guard,
+        brokers,
+        names,
+        _dir: dir,
+        log,
+        worker,
+        decided,
+    })
+}
 
-    decided.read_until(total, Duration::from_secs(120));
-    let (status, log) = stop(worker, &log);
+#[test]
+fn the_worker_resumes_after_the_broker_restarts_and_loses_nothing() {
+    let total = 8000;
+    let Some(mut outage) = through_an_outage("restart", &[], total, Duration::from_secs(3)) else {
+        return;
+    };
+    outage.decided.read_until(total, Duration::from_secs(120));
+    let (status, log) = stop(outage.worker, &outage.log);
     assert!(status.success(), "{log}");
-    let missing = decided.missing(total);
-    assert!(
-        missing.is_empty(),
-        "{} never decided, e.g. {:?}\n{log}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    outage.decided.assert_all(total, &log);
 }
 
 #[test]
 fn an_exactly_once_worker_through_an_outage_longer_than_its_transactions_decides_each_event_once() {
-    let Some((brokers, state)) = broker() else {
-        return;
-    };
-    let _broker = BROKER.lock().unwrap_or_else(PoisonError::into_inner);
-    let port = brokers.rsplit(':').next().unwrap().to_owned();
-    let names = names("outage-eos");
-    create_topics(&brokers, &names);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("first.log");
-    let mut worker = start_worker_with(&brokers, &names, &log, &["--exactly-once"]);
-
-    let total = 8000;
-    produce(&brokers, &names.input, 0, total / 2);
-    let mut decided = Decided::new(&brokers, &names);
-    decided.read_until(500, Duration::from_secs(60));
-    assert!(
-        decided.ids.len() >= 500,
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
-
     // Down for longer than the producer's transaction timeout (10 s): the coordinator aborts
     // the transaction the worker had open and fences its producer.
-    let stopped = Stopped::stop(&state, &port);
-    std::thread::sleep(Duration::from_secs(15));
-    drop(stopped);
-    produce(&brokers, &names.input, total / 2, total);
+    let total = 8000;
+    let mode = ["--exactly-once"];
+    let Some(outage) = through_an_outage("outage-eos", &mode, total, Duration::from_secs(15))
+    else {
+        return;
+    };
+    let Outage {
+        brokers,
+        names,
+        log,
+        mut worker,
+        mut decided,
+        ..
+    } = outage;
 
     // The worker goes on, or exits (not successfully) to be restarted, as a supervisor would
     // restart it; either way a read_committed reader sees each decision once.
@@ -338,20 +351,14 @@ fn an_exactly_once_worker_through_an_outage_longer_than_its_transactions_decides
             let error = text.lines().rev().find(|l| l.contains("ERROR"));
             eprintln!("outage-eos: worker exited with {status}, restarted: {error:?}");
             logs.push(text);
-            worker = start_worker_with(&brokers, &names, &log, &["--exactly-once"]);
+            worker = start_worker_with(&brokers, &names, &log, &mode);
         }
     }
     let (status, last) = stop(worker, &log);
     logs.push(last);
     let logs = logs.join("\n");
     assert!(status.success(), "{logs}");
-    let missing = decided.missing(total);
-    assert!(
-        missing.is_empty(),
-        "{} never decided, e.g. {:?}\n{logs}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    decided.assert_all(total, &logs);
     // Whatever else arrives within a few seconds is read too: no decision may come twice.
     decided.read_until(usize::MAX, Duration::from_secs(3));
     assert_eq!(decided.read, total, "decisions read more than once\n{logs}");
@@ -392,13 +399,7 @@ fn a_worker_started_while_the_broker_is_down_waits_for_it_and_decides_everything
     decided.read_until(total, Duration::from_secs(180));
     let (status, log) = stop(worker, &log);
     assert!(status.success(), "{log}");
-    let missing = decided.missing(total);
-    assert!(
-        missing.is_empty(),
-        "{} never decided, e.g. {:?}\n{log}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    decided.assert_all(total, &log);
 }
 
 #[test]
@@ -479,13 +480,7 @@ fn stopped_while_the_broker_is_down(test: &str, mode: &[&str]) {
     decided.read_until(total, Duration::from_secs(180));
     let (status, log) = stop(second, &log);
     assert!(status.success(), "{log}");
-    let missing = decided.missing(total);
-    assert!(
-        missing.is_empty(),
-        "{} never decided, e.g. {:?}\n{first_log}\n{log}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    decided.assert_all(total, &format!("{first_log}\n{log}"));
 }
 
 /// Seconds after SIGTERM by which a worker with a 5 s deadline must be gone.
